@@ -1,0 +1,1 @@
+"""Benchmarks behind `plastic bench ...` (importable as `plastic_benchmarks`)."""

@@ -1,0 +1,1 @@
+"""The `plastic` command line (typer + rich)."""

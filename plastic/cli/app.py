@@ -1,0 +1,37 @@
+"""The typer application objects that every command module registers on.
+
+Command modules import `app` (or `bench_app`) from here and decorate their functions;
+`plastic.cli.main` imports all command modules and runs the app. Heavy libraries
+(torch, numba) are imported inside command bodies so that `plastic --help` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="plastic",
+    help="A frozen spiking language model whose plastic adapters keep learning while it runs.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+bench_app = typer.Typer(
+    help="Benchmarks: speed and memory figures, reported as ratios measured in one run.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(bench_app, name="bench")
+
+# Set by the global --debug option: re-raise project errors with their traceback.
+DEBUG = {"on": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    """plastic: talk to a spiking LM whose adapters learn as it runs."""
+    DEBUG["on"] = debug

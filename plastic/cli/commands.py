@@ -1,0 +1,4 @@
+"""Imports every command module so that each registers its commands on the app.
+
+One import per line: each command lives in its own `cmd_*.py` module.
+"""

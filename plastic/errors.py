@@ -1,0 +1,21 @@
+"""The project's own error types: the CLI turns any of them into one red line and exit code 1."""
+
+
+class PlasticError(Exception):
+    """Base class for every error a user can cause (bad file, bad option, wrong model)."""
+
+
+class CheckpointError(PlasticError):
+    """A model or adapter checkpoint is missing, corrupt, or belongs to another backbone."""
+
+
+class ConfigError(PlasticError):
+    """A configuration value or option is invalid."""
+
+
+class RuleError(PlasticError):
+    """A learning rule is unknown, broken, or was given bad parameters."""
+
+
+class TraceError(PlasticError):
+    """A spike-trace store is missing, corrupt, truncated, or incompatible."""

@@ -1,0 +1,1 @@
+"""Numba kernels (CPU and CUDA) for the learning rules: pure functions over arrays."""

@@ -1,0 +1,1 @@
+"""Backbones (the frozen spiking LM), the tokenizer and checkpoints. Knows nothing of plasticity."""

@@ -1,0 +1,1 @@
+"""Zarr spike traces: schema, recorder, replay and analysis."""

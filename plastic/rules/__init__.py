@@ -1,0 +1,1 @@
+"""Learning-rule plugins: parameters, explicit state, and pure step functions."""
