@@ -2,3 +2,4 @@
 
 One import per line: each command lives in its own `cmd_*.py` module.
 """
+from plastic.cli import cmd_train  # noqa: F401

@@ -1,0 +1,85 @@
+"""`plastic train`: train a backbone preset with surrogate gradients (resumable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from plastic.cli.app import app
+
+
+@app.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="Training text (any bytes)."),
+    valid: Path | None = typer.Option(None, "--valid", help="Validation text; selects the best checkpoint."),
+    preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny or nord-144m."),
+    out: Path = typer.Option(..., "--out", help="Run directory: last/ and best/ checkpoints, logs."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock training budget."),
+    steps: int | None = typer.Option(None, "--steps", help="Step budget (instead of --minutes)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda: bf16 autocast + checkpointing)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    seq_len: int = typer.Option(256, "--seq-len"),
+    lr: float = typer.Option(2e-3, "--lr"),
+    target_rate: float = typer.Option(0.05, "--target-rate", help="Firing-rate target per site."),
+    vocab_size: int | None = typer.Option(None, "--vocab-size", help="Override the preset's vocabulary size."),
+    eval_every: float = typer.Option(300.0, "--eval-every", help="Seconds between validation + checkpoint."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+) -> None:
+    """Train a spiking LM preset; Ctrl-C saves a checkpoint that --resume continues."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from plastic.errors import ConfigError
+    from plastic.models.train import STATE_JSON, TrainConfig, train
+
+    if (out / STATE_JSON).exists() and not resume:
+        raise ConfigError(f"{out} already holds a training run: pass --resume to continue it")
+    if resume and not (out / STATE_JSON).exists():
+        raise ConfigError(f"--resume: no training run in {out}")
+    overrides = {"vocab_size": vocab_size} if vocab_size else {}
+    cfg = TrainConfig(
+        data=str(data), valid=str(valid) if valid else None, out=str(out), preset=preset,
+        minutes=minutes, steps=steps, device=device, batch_size=batch_size, seq_len=seq_len,
+        lr=lr, target_rate=target_rate, eval_every_s=eval_every, seed=seed, threads=threads,
+        model_overrides=overrides,
+    )
+    err = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]train[/bold]"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    task = progress.add_task("train", total=1.0, info="")
+
+    def on_event(ev: dict) -> None:
+        kind = ev["event"]
+        if kind == "start":
+            verb = "resuming" if ev["resumed"] else "starting"
+            err.print(f"{verb} {preset}: {ev['parameters']:,} parameters, step {ev['step']}")
+        elif kind == "step":
+            vb = f"{ev['valid_bpb']:.3f}" if ev["valid_bpb"] is not None else "-"
+            info = (
+                f"step {ev['step']} loss {ev['train_bpb']:.3f} b/B  valid {vb} b/B  "
+                f"{ev['tokens_per_s']:.0f} tok/s  sparsity {ev['sparsity']:.1%}"
+            )
+            progress.update(task, completed=min(ev["progress"], 1.0), info=info)
+        elif kind == "eval":
+            progress.console.print(
+                f"step {ev['step']}: valid {ev['valid_bpb']:.4f} bits/byte, "
+                f"train {ev['train_bpb']:.4f}, sparsity {ev['sparsity']:.1%}, "
+                f"{ev['tokens_per_s']:.0f} tok/s"
+            )
+        elif kind == "interrupted":
+            progress.console.print(f"interrupted at step {ev['step']}: checkpoint saved in {out}")
+        elif kind == "done":
+            vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a"
+            progress.console.print(f"done: {ev['step']} steps, valid {vb} bits/byte; best in {out}/best")
+
+    with progress:
+        train(cfg, on_event)

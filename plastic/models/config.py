@@ -1,0 +1,105 @@
+"""Backbone configuration (a frozen dataclass stored as JSON beside the weights) and presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from plastic.errors import ConfigError
+
+SURROGATES = ("atan", "fast_sigmoid", "sigmoid", "triangular")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and neuron parameters of a `SpikingLM`.
+
+    Every token is simulated for `t_fast + t_slow` timesteps: during the `t_fast`
+    fast steps the input current drives the LIF populations; during the `t_slow`
+    slow steps the current is off and membranes relax (late spikes carry how far
+    above threshold a neuron was).
+    """
+
+    name: str = "tiny"
+    vocab_size: int = 260  # byte tokenizer: 256 bytes + 4 specials
+    d_model: int = 256  # width of the residual stream (membrane of non-spiking integrators)
+    n_layers: int = 4
+    d_ff: int = 1024  # size of each block's spiking feed-forward population
+    n_heads: int = 8  # heads of the token-mixing (decayed retention) path
+    t_fast: int = 3  # timesteps per token with input current on
+    t_slow: int = 1  # timesteps per token with input current off
+    beta_init: float = 0.9  # initial LIF membrane decay per timestep (learned per neuron)
+    threshold: float = 1.0  # LIF firing threshold (membrane units)
+    surrogate: str = "atan"  # surrogate gradient: one of SURROGATES
+    surrogate_scale: float = 2.0  # alpha (atan) or slope (fast_sigmoid/sigmoid)
+    decay_min: float = 0.5  # per-head token-mixing decays are initialised in [decay_min, decay_max]
+    decay_max: float = 0.985  # and never exceed decay_max (bounded memory, like training)
+    tokenizer: str = "byte"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timesteps(self) -> int:
+        """Total simulated timesteps per token."""
+        return self.t_fast + self.t_slow
+
+    def validate(self) -> ModelConfig:
+        """Raise ConfigError if the configuration cannot describe a model."""
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.t_fast < 1 or self.t_slow < 0:
+            raise ConfigError("t_fast must be >= 1 and t_slow >= 0")
+        if self.surrogate not in SURROGATES:
+            raise ConfigError(f"unknown surrogate {self.surrogate!r}; choose from {', '.join(SURROGATES)}")
+        if not 0.0 < self.decay_min <= self.decay_max < 1.0:
+            raise ConfigError("need 0 < decay_min <= decay_max < 1")
+        for name in ("vocab_size", "d_model", "n_layers", "d_ff", "n_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict; unknown keys warn (newer files stay loadable) instead of failing."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            warnings.warn(f"ignoring unknown model config keys: {', '.join(unknown)}", stacklevel=2)
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known}).validate()
+        except TypeError as exc:
+            raise ConfigError(f"bad model config: {exc}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The shipped default: small enough to train on a 2-core CPU.
+    "tiny": ModelConfig(),
+    # Project Nord's scale (d_model 496, 6 layers, d_ff 1024, T_fast 8 + T_slow 2).
+    # Vocabulary defaults to a Llama-3-sized tokenizer (128,256); pass vocab_size to change it.
+    "nord-144m": ModelConfig(
+        name="nord-144m",
+        vocab_size=128_256,
+        d_model=496,
+        n_layers=6,
+        d_ff=1024,
+        n_heads=8,
+        t_fast=8,
+        t_slow=2,
+        tokenizer="external",
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """Return the named preset, with keyword overrides (e.g. vocab_size=32000)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides).validate()

@@ -1,0 +1,257 @@
+"""Surrogate-gradient training of the backbone (BPTT through every token's timesteps).
+
+AdamW with linear warmup and cosine decay; a regulariser keeps each site's firing
+rate near `target_rate`; periodic checkpoints (the latest and the best on the
+validation text) that resume exactly, optimizer and RNG included, without pickle.
+The loop reports progress through a callback so the CLI decides how to show it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from plastic.errors import CheckpointError, ConfigError
+from plastic.models.checkpoint import load_model, save_model
+from plastic.models.config import preset
+from plastic.models.evaluate import bits_per_byte
+from plastic.models.spiking_lm import SpikingLM
+from plastic.models.tokenizer import BOS
+
+STATE_TENSORS = "train_state.safetensors"
+STATE_JSON = "train_state.json"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    valid: str | None
+    out: str
+    preset: str = "tiny"
+    minutes: float | None = None  # wall-clock budget (schedule follows elapsed time)
+    steps: int | None = None  # or a step budget
+    batch_size: int = 16
+    seq_len: int = 256
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 200
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    target_rate: float = 0.05  # firing-rate target per site (Nord: ~3%)
+    rate_coef: float = 10.0  # weight of the squared rate error
+    eval_every_s: float = 300.0
+    valid_bytes: int = 50_000
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> TrainConfig:
+        if (self.minutes is None) == (self.steps is None):
+            raise ConfigError("give exactly one of --minutes or --steps")
+        if (self.minutes is not None and self.minutes <= 0) or (self.steps is not None and self.steps <= 0):
+            raise ConfigError("--minutes / --steps must be positive")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError("--device must be cpu or cuda")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available")
+        return self
+
+
+def read_bytes(path: str | Path, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    data = p.read_bytes()
+    if not data:
+        raise ConfigError(f"{what} file is empty: {path}")
+    return data
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup over `warmup_steps`, then cosine from lr to lr * min_lr_ratio over progress."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def rate_penalty(rates: dict[str, torch.Tensor], target: float) -> torch.Tensor:
+    """Mean squared distance of the sites' firing rates from `target`."""
+    return torch.stack([(r - target) ** 2 for r in rates.values()]).mean()
+
+
+def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """Random windows: input <bos> + bytes[s : s+L-1], target bytes[s : s+L]."""
+    starts = torch.randint(0, len(data) - cfg.seq_len, (cfg.batch_size,), generator=gen)
+    idx = starts.unsqueeze(1) + torch.arange(cfg.seq_len).unsqueeze(0)
+    tgt = data[idx].long()
+    inp = torch.cat([torch.full((cfg.batch_size, 1), BOS, dtype=torch.long), tgt[:, :-1]], dim=1)
+    return inp, tgt
+
+
+def _save_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict) -> None:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state(), "rng.data": gen.get_state()}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
+    tmp = out / (STATE_TENSORS + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(out / STATE_TENSORS)
+    doc = dict(meta, param_groups=sd["param_groups"])
+    tmp = out / (STATE_JSON + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(out / STATE_JSON)
+
+
+def _load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+    try:
+        doc = json.loads((out / STATE_JSON).read_text())
+        tensors = load_file(str(out / STATE_TENSORS))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{out}: cannot resume, training state unreadable ({exc})") from None
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, val in tensors.items():
+        if name.startswith("opt."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = val
+    opt.load_state_dict({"state": state, "param_groups": doc.pop("param_groups")})
+    torch.set_rng_state(tensors["rng.torch"])
+    gen.set_state(tensors["rng.data"])
+    return doc
+
+
+def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -> dict:
+    """Train (or resume, if `cfg.out` holds a run) and return the final metrics."""
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    train_data = torch.frombuffer(bytearray(read_bytes(cfg.data, "training")), dtype=torch.uint8)
+    if len(train_data) <= cfg.seq_len + 1:
+        raise ConfigError(f"training file is shorter than one sequence ({cfg.seq_len} bytes)")
+    valid = read_bytes(cfg.valid, "validation")[: cfg.valid_bytes] if cfg.valid else None
+    out = Path(cfg.out)
+    last_dir, best_dir = out / "last", out / "best"
+    resuming = (last_dir / "config.json").is_file() and (out / STATE_JSON).is_file()
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if resuming:
+        model = load_model(last_dir, verify=True)
+        model.train()
+    else:
+        model = SpikingLM(preset(cfg.preset, **cfg.model_overrides))
+    model.to(device)
+    model.gradient_checkpointing = cfg.device == "cuda"
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    meta = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "best_valid_bpb": None}
+    if resuming:
+        meta.update(_load_train_state(out, opt, gen))
+        for k in ("param_groups",):
+            meta.pop(k, None)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "train_log.jsonl").open("a")
+    on_event({"event": "start", "resumed": resuming, "parameters": model.num_parameters(), **meta})
+
+    def progress_frac() -> float:
+        if cfg.steps is not None:
+            return meta["step"] / cfg.steps
+        return meta["elapsed_s"] / (cfg.minutes * 60)
+
+    def checkpoint(valid_bpb: float | None) -> None:
+        info = {"train_config": asdict(cfg), "step": meta["step"], "tokens": meta["tokens"]}
+        save_model(model, last_dir, meta=dict(info, valid_bpb=valid_bpb))
+        if valid_bpb is not None and (meta["best_valid_bpb"] is None or valid_bpb < meta["best_valid_bpb"]):
+            meta["best_valid_bpb"] = valid_bpb
+            save_model(model, best_dir, meta=dict(info, valid_bpb=valid_bpb))
+        _save_train_state(out, opt, gen, dict(meta))
+
+    def evaluate() -> float | None:
+        if valid is None:
+            return None
+        model.eval()
+        bpb = bits_per_byte(model, valid)
+        model.train()
+        return bpb
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else None
+    model.train()
+    last_eval = time.monotonic()
+    t_prev = time.monotonic()
+    ema_loss = None
+    valid_bpb = None
+    try:
+        while progress_frac() < 1.0:
+            inp, tgt = sample_batch(train_data, cfg, gen)
+            inp, tgt = inp.to(device), tgt.to(device)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, meta["step"], progress_frac())
+            if autocast is not None:
+                with autocast:
+                    out_ = model(inp)
+            else:
+                out_ = model(inp)
+            ce = F.cross_entropy(out_.logits.float().reshape(-1, out_.logits.shape[-1]), tgt.reshape(-1))
+            loss = ce + cfg.rate_coef * rate_penalty(out_.rates, cfg.target_rate)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            now = time.monotonic()
+            meta["elapsed_s"] += now - t_prev
+            t_prev = now
+            meta["step"] += 1
+            meta["tokens"] += inp.numel()
+            bpb = ce.item() / math.log(2)
+            ema_loss = bpb if ema_loss is None else 0.98 * ema_loss + 0.02 * bpb
+            rate = float(torch.stack([r.detach() for r in out_.rates.values()]).mean())
+            event = {
+                "event": "step",
+                "step": meta["step"],
+                "progress": progress_frac(),
+                "train_bpb": ema_loss,
+                "sparsity": 1.0 - rate,
+                "tokens_per_s": meta["tokens"] / max(meta["elapsed_s"], 1e-9),
+                "lr": opt.param_groups[0]["lr"],
+                "valid_bpb": valid_bpb,
+            }
+            on_event(event)
+            if now - last_eval >= cfg.eval_every_s:
+                valid_bpb = evaluate()
+                checkpoint(valid_bpb)
+                last_eval = time.monotonic()
+                t_prev = last_eval  # evaluation time does not count against the budget
+                event.update(event="eval", valid_bpb=valid_bpb)
+                log.write(json.dumps(event) + "\n")
+                log.flush()
+                on_event(event)
+    except KeyboardInterrupt:
+        checkpoint(None)
+        on_event({"event": "interrupted", **meta})
+        log.close()
+        raise
+    valid_bpb = evaluate()
+    checkpoint(valid_bpb)
+    final = {"event": "done", "valid_bpb": valid_bpb, **meta}
+    log.write(json.dumps(final) + "\n")
+    log.close()
+    on_event(final)
+    return final

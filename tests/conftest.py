@@ -1,0 +1,42 @@
+"""Shared fixtures: a small random-initialised backbone (tests never use or retrain the shipped one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from plastic.models.checkpoint import save_model
+from plastic.models.config import ModelConfig, preset
+from plastic.models.spiking_lm import SpikingLM
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def small_config(**overrides) -> ModelConfig:
+    """A model small enough for fast tests, with every feature of the real one."""
+    base = dict(d_model=32, n_layers=2, d_ff=64, n_heads=4, t_fast=3, t_slow=1, name="test-small")
+    base.update(overrides)
+    return preset("tiny", **base)
+
+
+@pytest.fixture
+def small_model() -> SpikingLM:
+    torch.manual_seed(1234)
+    return SpikingLM(small_config()).eval()
+
+
+@pytest.fixture
+def small_model_dir(tmp_path: Path, small_model: SpikingLM) -> Path:
+    """A saved checkpoint directory of `small_model`, for CLI tests (`--model DIR`)."""
+    out = tmp_path / "model"
+    small_model.content_hash = save_model(small_model, out)
+    return out
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    return SHARED_DATA
