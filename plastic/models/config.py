@@ -98,8 +98,8 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def preset(name: str, **overrides: Any) -> ModelConfig:
+def preset(preset_name: str, /, **overrides: Any) -> ModelConfig:
     """Return the named preset, with keyword overrides (e.g. vocab_size=32000)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[name], **overrides).validate()
+    if preset_name not in PRESETS:
+        raise ConfigError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[preset_name], **overrides).validate()

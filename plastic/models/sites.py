@@ -10,6 +10,7 @@ registration order; each returns a handle whose ``remove()`` detaches it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -39,7 +40,7 @@ class SiteRegistry:
 
     def __init__(self, sites: list[SiteInfo]) -> None:
         self.info: dict[str, SiteInfo] = {s.name: s for s in sites}
-        self._hooks: dict[str, dict[int, SiteHook]] = {s.name: {} for s in sites}
+        self._hooks: dict[str, OrderedDict[int, SiteHook]] = {s.name: OrderedDict() for s in sites}
 
     def add_hook(self, name: str, hook: SiteHook) -> RemovableHandle:
         """Attach `hook` to the site `name`; unknown names are a ConfigError listing the sites."""
