@@ -1,4 +1,4 @@
-"""Shared fixtures: a small random-initialised backbone (tests never use or retrain the shipped one)."""
+"""Shared fixtures: a small random-initialised backbone (tests never retrain the shipped one)."""
 
 from __future__ import annotations
 

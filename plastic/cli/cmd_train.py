@@ -12,21 +12,34 @@ from plastic.cli.app import app
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="Training text (any bytes)."),
-    valid: Path | None = typer.Option(None, "--valid", help="Validation text; selects the best checkpoint."),
+    valid: Path | None = typer.Option(
+        None, "--valid", help="Validation text; selects the best checkpoint."
+    ),
     preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny or nord-144m."),
-    out: Path = typer.Option(..., "--out", help="Run directory: last/ and best/ checkpoints, logs."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run directory: last/ and best/ checkpoints, logs."
+    ),
     minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock training budget."),
     steps: int | None = typer.Option(None, "--steps", help="Step budget (instead of --minutes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda: bf16 autocast + checkpointing)."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu or cuda (cuda: bf16 autocast + checkpointing)."
+    ),
     batch_size: int = typer.Option(16, "--batch-size"),
     seq_len: int = typer.Option(256, "--seq-len"),
     lr: float = typer.Option(2e-3, "--lr"),
     target_rate: float = typer.Option(0.05, "--target-rate", help="Firing-rate target per site."),
-    vocab_size: int | None = typer.Option(None, "--vocab-size", help="Override the preset's vocabulary size."),
-    eval_every: float = typer.Option(300.0, "--eval-every", help="Seconds between validation + checkpoint."),
+    vocab_size: int | None = typer.Option(
+        None, "--vocab-size", help="Override the preset's vocabulary size."
+    ),
+    eval_every: float = typer.Option(
+        300.0, "--eval-every", help="Seconds between validation + checkpoint."
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    compile_: bool = typer.Option(
+        True, "--compile/--no-compile", help="torch.compile the LIF loops."
+    ),
 ) -> None:
     """Train a spiking LM preset; Ctrl-C saves a checkpoint that --resume continues."""
     from rich.console import Console
@@ -41,9 +54,21 @@ def train_cmd(
         raise ConfigError(f"--resume: no training run in {out}")
     overrides = {"vocab_size": vocab_size} if vocab_size else {}
     cfg = TrainConfig(
-        data=str(data), valid=str(valid) if valid else None, out=str(out), preset=preset,
-        minutes=minutes, steps=steps, device=device, batch_size=batch_size, seq_len=seq_len,
-        lr=lr, target_rate=target_rate, eval_every_s=eval_every, seed=seed, threads=threads,
+        data=str(data),
+        valid=str(valid) if valid else None,
+        out=str(out),
+        preset=preset,
+        minutes=minutes,
+        steps=steps,
+        device=device,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        target_rate=target_rate,
+        eval_every_s=eval_every,
+        seed=seed,
+        threads=threads,
+        compile=compile_,
         model_overrides=overrides,
     )
     err = Console(stderr=True)
@@ -79,7 +104,9 @@ def train_cmd(
             progress.console.print(f"interrupted at step {ev['step']}: checkpoint saved in {out}")
         elif kind == "done":
             vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a"
-            progress.console.print(f"done: {ev['step']} steps, valid {vb} bits/byte; best in {out}/best")
+            progress.console.print(
+                f"done: {ev['step']} steps, valid {vb} bits/byte; best in {out}/best"
+            )
 
     with progress:
         train(cfg, on_event)

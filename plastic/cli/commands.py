@@ -2,4 +2,9 @@
 
 One import per line: each command lives in its own `cmd_*.py` module.
 """
+
 from plastic.cli import cmd_train  # noqa: F401
+from plastic.cli import cmd_chat  # noqa: F401
+from plastic.cli import cmd_eval  # noqa: F401
+from plastic.cli import cmd_bench_chat  # noqa: F401
+from plastic.cli import cmd_rules  # noqa: F401

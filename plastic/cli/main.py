@@ -8,12 +8,12 @@ import typer
 from rich.console import Console
 
 from plastic.cli import app as app_module
-from plastic.errors import PlasticError
 
 # Importing a command module registers its commands on `app_module.app`.
 from plastic.cli import commands  # noqa: F401  (registration side effect)
+from plastic.errors import PlasticError
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

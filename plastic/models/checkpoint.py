@@ -117,7 +117,7 @@ def load_model(directory: str | Path, *, verify: bool = True) -> SpikingLM:
 
 
 def resolve_model(spec: str | Path | None) -> SpikingLM:
-    """`--model`: None or 'default' is the shipped model; a preset name with shipped weights; or a directory."""
+    """The model for `--model`: the shipped one (None/'default'), a preset name, or a directory."""
     if spec is None or str(spec) == "default":
         if not (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file():
             raise CheckpointError("the shipped default model is missing from this installation")

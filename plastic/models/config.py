@@ -48,11 +48,15 @@ class ModelConfig:
     def validate(self) -> ModelConfig:
         """Raise ConfigError if the configuration cannot describe a model."""
         if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+            raise ConfigError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
         if self.t_fast < 1 or self.t_slow < 0:
             raise ConfigError("t_fast must be >= 1 and t_slow >= 0")
         if self.surrogate not in SURROGATES:
-            raise ConfigError(f"unknown surrogate {self.surrogate!r}; choose from {', '.join(SURROGATES)}")
+            raise ConfigError(
+                f"unknown surrogate {self.surrogate!r}; choose from {', '.join(SURROGATES)}"
+            )
         if not 0.0 < self.decay_min <= self.decay_max < 1.0:
             raise ConfigError("need 0 < decay_min <= decay_max < 1")
         for name in ("vocab_size", "d_model", "n_layers", "d_ff", "n_heads"):

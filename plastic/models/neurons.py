@@ -63,7 +63,7 @@ class LIFPopulation(nn.Module):
         return self.t_fast + self.t_slow
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """Simulate one token per position of `current` [..., size]; return spikes [T, ..., size]."""
+        """Simulate one token per position of `current` [..., size]; spikes [T, ..., size]."""
         mem = torch.zeros_like(current)
         zero = torch.zeros_like(current)
         spikes = []

@@ -1,4 +1,4 @@
-"""Byte-level tokenizer: every byte value is a token, plus a few specials. Lossless for any input."""
+"""Byte-level tokenizer: every byte value is a token, plus a few specials; lossless."""
 
 from __future__ import annotations
 

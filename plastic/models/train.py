@@ -24,6 +24,7 @@ from plastic.errors import CheckpointError, ConfigError
 from plastic.models.checkpoint import load_model, save_model
 from plastic.models.config import preset
 from plastic.models.evaluate import bits_per_byte
+from plastic.models.neurons import LIFPopulation
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
 
@@ -53,12 +54,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
+    compile: bool = True  # torch.compile each LIF population (about 3x faster per population)
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
         if (self.minutes is None) == (self.steps is None):
             raise ConfigError("give exactly one of --minutes or --steps")
-        if (self.minutes is not None and self.minutes <= 0) or (self.steps is not None and self.steps <= 0):
+        if (self.minutes is not None and self.minutes <= 0) or (
+            self.steps is not None and self.steps <= 0
+        ):
             raise ConfigError("--minutes / --steps must be positive")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError("--device must be cpu or cuda")
@@ -99,9 +103,14 @@ def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
     return inp, tgt
 
 
-def _save_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict) -> None:
+def _save_train_state(
+    out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict
+) -> None:
     sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state(), "rng.data": gen.get_state()}
+    tensors: dict[str, torch.Tensor] = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.data": gen.get_state(),
+    }
     for pid, st in sd["state"].items():
         for key, val in st.items():
             tensors[f"opt.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous()
@@ -131,6 +140,17 @@ def _load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generato
     return doc
 
 
+def compile_populations(model: SpikingLM) -> None:
+    """torch.compile every LIF population in place.
+
+    Fusing each population's timestep loop is where the time goes (whole-model
+    compilation measured slower on CPU); instances of one size share a compiled graph.
+    """
+    for module in model.modules():
+        if isinstance(module, LIFPopulation):
+            module.compile()
+
+
 def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -> dict:
     """Train (or resume, if `cfg.out` holds a run) and return the final metrics."""
     cfg.validate()
@@ -154,11 +174,16 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         model = SpikingLM(preset(cfg.preset, **cfg.model_overrides))
     model.to(device)
     model.gradient_checkpointing = cfg.device == "cuda"
+    if cfg.compile:
+        compile_populations(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=cfg.lr,
         betas=(0.9, 0.98),
     )
@@ -179,7 +204,9 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     def checkpoint(valid_bpb: float | None) -> None:
         info = {"train_config": asdict(cfg), "step": meta["step"], "tokens": meta["tokens"]}
         save_model(model, last_dir, meta=dict(info, valid_bpb=valid_bpb))
-        if valid_bpb is not None and (meta["best_valid_bpb"] is None or valid_bpb < meta["best_valid_bpb"]):
+        if valid_bpb is not None and (
+            meta["best_valid_bpb"] is None or valid_bpb < meta["best_valid_bpb"]
+        ):
             meta["best_valid_bpb"] = valid_bpb
             save_model(model, best_dir, meta=dict(info, valid_bpb=valid_bpb))
         _save_train_state(out, opt, gen, dict(meta))
@@ -209,7 +236,9 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
                     out_ = model(inp)
             else:
                 out_ = model(inp)
-            ce = F.cross_entropy(out_.logits.float().reshape(-1, out_.logits.shape[-1]), tgt.reshape(-1))
+            ce = F.cross_entropy(
+                out_.logits.float().reshape(-1, out_.logits.shape[-1]), tgt.reshape(-1)
+            )
             loss = ce + cfg.rate_coef * rate_penalty(out_.rates, cfg.target_rate)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -15,8 +15,15 @@ def test_shapes_and_rates(small_model: SpikingLM) -> None:
     cfg = small_model.config
     assert out.logits.shape == (3, 17, cfg.vocab_size)
     assert len(out.state.mix) == cfg.n_layers
-    assert out.state.mix[0].shape == (3, cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.d_model // cfg.n_heads)
-    expected_sites = {"encoder"} | {f"blocks.{i}.{p}" for i in range(cfg.n_layers) for p in ("mix", "ffn")}
+    assert out.state.mix[0].shape == (
+        3,
+        cfg.n_heads,
+        cfg.d_model // cfg.n_heads,
+        cfg.d_model // cfg.n_heads,
+    )
+    expected_sites = {"encoder"} | {
+        f"blocks.{i}.{p}" for i in range(cfg.n_layers) for p in ("mix", "ffn")
+    }
     assert set(out.rates) == expected_sites
     for rate in out.rates.values():
         assert 0.0 <= float(rate.detach()) <= 1.0

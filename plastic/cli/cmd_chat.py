@@ -1,0 +1,96 @@
+"""`plastic chat`: talk to the model in a REPL, one shot (`--prompt`) or from a script."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from plastic.cli.app import app
+
+if TYPE_CHECKING:
+    from plastic.cli.chat.session import ChatSession
+
+MODEL_HELP = "Checkpoint directory or preset (default: the shipped model)."
+
+
+@app.command("chat")
+def chat_cmd(
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="One user turn: print the reply, exit.")
+    ] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option("--script", help="File of user turns, one per line (slash commands too)."),
+    ] = None,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", min=0, help="Reply length cap.")
+    ] = 200,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy.")] = 0.8,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=0, help="Sample from the k likeliest (0 = all).")
+    ] = 40,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the sampler (reproducible runs).")
+    ] = None,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per turn or command on stdout."),
+    ] = False,
+) -> None:
+    """Chat with the model: replies stream as they are generated; /help lists the commands."""
+    if prompt is not None and script is not None:
+        raise typer.BadParameter("cannot be combined with --script", param_hint="--prompt")
+    interactive = prompt is None and script is None and _is_terminal(sys.stdin, sys.stdout)
+    if json_out and interactive:
+        raise typer.BadParameter(
+            "needs --prompt, --script or input from a pipe", param_hint="--json"
+        )
+
+    from plastic.cli.chat.input import script_lines, stream_lines, terminal_lines
+
+    lines = script_lines(script) if script is not None else None  # a missing file fails early
+
+    from plastic.cli.chat.render import JsonRenderer, RichRenderer
+    from plastic.cli.chat.session import ChatOptions, ChatSession
+    from plastic.models.checkpoint import resolve_model
+    from plastic.models.generate import Conversation, Sampling
+
+    lm = resolve_model(model)
+    options = ChatOptions(
+        max_new_tokens=max_new_tokens,
+        sampling=Sampling(temperature=temperature, top_k=top_k or None).validate(),
+    )
+    renderer = JsonRenderer(sys.stdout) if json_out else RichRenderer(echo_input=not interactive)
+    session = ChatSession(Conversation(lm, seed=seed), renderer, options)
+
+    if prompt is not None:
+        session.handle(prompt)
+    elif lines is not None:
+        session.run(lines)
+    elif interactive:
+        _banner(session)
+        session.run(terminal_lines(session.commands.names), interactive=True)
+    elif sys.stdin is not None:
+        session.run(stream_lines(sys.stdin))
+
+
+def _is_terminal(*streams: object) -> bool:
+    """True if every stream exists and is a terminal (a closed stdin is None)."""
+    return all(s is not None and s.isatty() for s in streams)  # type: ignore[attr-defined]
+
+
+def _banner(session: ChatSession) -> None:
+    """One line on stderr: which model, the seed, how to get help and leave."""
+    from rich.console import Console
+
+    lm = session.conversation.model
+    name = lm.config.name
+    params = lm.num_parameters()
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold]plastic chat[/] · {name} ({params:,} parameters) · seed "
+        f"{session.conversation.seed} · /help for commands · Ctrl-D to leave"
+    )

@@ -1,0 +1,89 @@
+"""`plastic rules`: list every registered learning rule with its parameters and defaults."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plastic.cli.app import app
+
+
+def describe_rule(source: Any, rule: Any) -> dict[str, Any]:
+    """A JSON-able description of one rule: origin, summary, paper, backends, parameters."""
+    return {
+        "name": rule.name,
+        "origin": source.origin,
+        "target": source.target,
+        "summary": rule.summary,
+        "paper": rule.paper,
+        "uses_reward": bool(rule.uses_reward),
+        "backends": list(rule.backends),
+        "params": [
+            {
+                "name": spec.name,
+                "default": spec.default,
+                "unit": spec.unit,
+                "doc": spec.doc,
+                **({"choices": list(spec.choices)} if spec.choices else {}),
+            }
+            for spec in rule.Params.describe()
+        ]
+        if hasattr(rule.Params, "describe")
+        else [],
+    }
+
+
+def _rule_table(info: dict[str, Any]) -> Table:
+    reward = "three-factor (uses reward)" if info["uses_reward"] else "two-factor"
+    table = Table(
+        title=f"[bold]{info['name']}[/bold]  [dim]({info['origin']})[/dim]",
+        caption=f"{info['summary']}\n{reward}; backends: {', '.join(info['backends'])}"
+        f"\npaper: {info['paper']}",
+        title_justify="left",
+        caption_justify="left",
+        expand=False,
+    )
+    table.add_column("parameter", style="cyan", no_wrap=True)
+    table.add_column("default", justify="right")
+    table.add_column("unit", style="dim")
+    table.add_column("meaning")
+    for spec in info["params"]:
+        meaning = spec["doc"]
+        if spec.get("choices"):
+            meaning += f" [dim](one of {', '.join(spec['choices'])})[/dim]"
+        table.add_row(spec["name"], repr(spec["default"]), spec["unit"], meaning)
+    return table
+
+
+@app.command("rules")
+def rules_command(
+    name: str = typer.Argument(None, help="Show only this rule."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON to stdout."),
+) -> None:
+    """List the learning rules (built-in and plugins) with their parameters and defaults."""
+    from plastic.rules import registry
+
+    err = Console(stderr=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", registry.PluginWarning)
+        if name is None:
+            loaded = registry.load_all()
+        else:
+            rule = registry.get_rule(name)  # RuleError (one red line) if unknown or broken
+            loaded = [(registry.rule_sources()[name], rule)]
+    for warning in caught:
+        if issubclass(warning.category, registry.PluginWarning):
+            err.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+    infos = [describe_rule(source, rule) for source, rule in loaded]
+    if as_json:
+        typer.echo(json.dumps(infos, indent=2))
+        return
+    out = Console()
+    for info in infos:
+        out.print(_rule_table(info))
+        out.print()

@@ -1,0 +1,122 @@
+"""Event-driven Numba CPU kernels of reward-modulated STDP (`plastic.rules.rstdp`), and wrappers.
+
+A step only touches the eligibility rows of spiking pre neurons (lazy per-row decay, with
+deferred LTP replayed from the ring of recent post spikes): O((pre + post spikes) x N).
+A reward changes every synapse with nonzero eligibility, so it is a dense pass by nature:
+first every row is brought up to date and its squared norm taken (for the update-norm
+cap), then w <- clamp(w + eta * (r - b) * cap_factor * e), rows in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numba import float32, njit, prange
+
+from plastic.kernels_numba.cpu_events import (
+    advance_traces,
+    eligibility_spiking_row,
+    eligibility_sync_row,
+    record_post_spikes,
+    reward_weight_row,
+    spike_indices,
+    square_sum,
+)
+from plastic.kernels_numba.state_layout import EligibilityState, is_synced
+from plastic.kernels_numba.synapse_math import norm_cap_scale
+from plastic.rules.backends import spikes_as_steps, weights_as_numpy
+
+# Below this many synapse updates, rows are processed serially: waking threads costs more.
+PARALLEL_MIN_WORK = 1 << 16
+
+
+@njit(parallel=True, cache=True)
+def eligibility_steps(pre, post, w, e, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index, clock, coef):  # noqa: E501
+    """Advance traces and eligibility over pre[T, n_pre], post[T, n_post] (uint8), in place."""
+    decay_pre, decay_post = coef[0], coef[1]
+    ring = ring_count.shape[0]
+    n_post = w.shape[1]
+    for s in range(pre.shape[0]):
+        step = clock[0] + 1
+        clock[0] = step
+        advance_traces(x_pre, pre[s], decay_pre)
+        advance_traces(x_post, post[s], decay_post)
+        record_post_spikes(ring_post, ring_count, step, post[s])
+        n_spiking = spike_indices(pre[s], pre_index)
+        if n_spiking * n_post >= PARALLEL_MIN_WORK:
+            for k in prange(n_spiking):
+                eligibility_spiking_row(e, w, pre_index[k], mask, post[s], x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+        else:
+            for k in range(n_spiking):
+                eligibility_spiking_row(e, w, pre_index[k], mask, post[s], x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+        if step - clock[1] >= ring:  # the ring is full: bring every row up to date
+            eligibility_sync(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, coef)  # noqa: E501
+
+
+@njit(parallel=True, cache=True)
+def eligibility_sync(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, coef):  # noqa: E501
+    """Bring every eligibility row to the current step (lazy decay + deferred LTP)."""
+    step = clock[0]
+    n_pre, n_post = w.shape
+    if n_pre * n_post >= PARALLEL_MIN_WORK:
+        for i in prange(n_pre):
+            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+    else:
+        for i in range(n_pre):
+            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+    clock[1] = step
+
+
+@njit(parallel=True, cache=True)
+def reward_update(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, row_square, coef, modulation, max_norm):  # noqa: E501
+    """w <- clamp(w + s * e) with s = modulation, shrunk so that ||s * e||_F <= max_norm."""
+    step = clock[0]
+    n_pre, n_post = w.shape
+    w_min, w_max = coef[4], coef[5]
+    parallel = n_pre * n_post >= PARALLEL_MIN_WORK
+    if parallel:
+        for i in prange(n_pre):
+            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            row_square[i] = square_sum(e, i)
+    else:
+        for i in range(n_pre):
+            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            row_square[i] = square_sum(e, i)
+    clock[1] = step
+    scale = float32(norm_cap_scale(modulation, row_square.sum(), max_norm))
+    if parallel:
+        for i in prange(n_pre):
+            reward_weight_row(w, e, i, mask, scale, w_min, w_max)
+    else:
+        for i in range(n_pre):
+            reward_weight_row(w, e, i, mask, scale, w_min, w_max)
+
+
+def step(pre: Any, post: Any, weights: Any, state: EligibilityState, coef: tuple) -> Any:
+    """Run one step ([n] spikes) or T steps ([T, n]) in place; returns the weights (unchanged)."""
+    t = state.timing
+    n_pre, n_post = t.x_pre.shape[0], t.x_post.shape[0]
+    pre_steps = spikes_as_steps(pre, n_pre, "pre")
+    post_steps = spikes_as_steps(post, n_post, "post", steps=pre_steps.shape[0])
+    w = weights_as_numpy(weights, n_pre, n_post)
+    eligibility_steps(pre_steps, post_steps, w, state.eligibility, t.x_pre, t.x_post, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.pre_index, t.clock, coef)  # noqa: E501
+    return weights
+
+
+def apply_reward(
+    modulation: float, max_norm: float, weights: Any, state: EligibilityState, coef: tuple
+) -> Any:
+    """Add modulation * eligibility (norm-capped) to the weights in place; returns them."""
+    t = state.timing
+    w = weights_as_numpy(weights, t.x_pre.shape[0], t.x_post.shape[0])
+    reward_update(w, state.eligibility, t.x_pre, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.clock, state.row_square, coef, float(modulation), float(max_norm))  # noqa: E501
+    return weights
+
+
+def flush(weights: Any, state: EligibilityState, coef: tuple) -> Any:
+    """Bring the eligibility up to date (weights never hold deferred work); returns weights."""
+    t = state.timing
+    if not is_synced(t):
+        w = weights_as_numpy(weights, t.x_pre.shape[0], t.x_post.shape[0])
+        eligibility_sync(w, state.eligibility, t.x_pre, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.clock, coef)  # noqa: E501
+    return weights

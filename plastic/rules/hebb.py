@@ -1,0 +1,189 @@
+"""`hebb`: rate-based Hebbian learning with Oja's normalisation.
+
+Paper: E. Oja (1982), "A simplified neuron model as a principal component analyzer",
+J. Math. Biol. 15:267 (eq. 3). For a linear neuron y = w . x with zero-mean inputs, the
+weight vector converges to the unit-norm principal eigenvector of the input correlation
+matrix. This rule shows the interface is not STDP-shaped: it works on rates, not timing.
+
+Equations (dt = 1 step; pre-major w[i, j]; a = spikes in {0, 1} or any real activity):
+
+    r_pre  <- r_pre  + (a_pre  - r_pre)  / tau_rate         (tau_rate = 1: r = a)
+    r_post <- r_post + (a_post - r_post) / tau_rate
+    every update_interval steps:
+        dW[i, j] = learning_rate r_post[j] (r_pre[i] - r_post[j] w[i, j])   (plastic synapses)
+        dW scaled down so that ||dW||_F <= max_update_norm;  w <- clamp(w + dW, w_min, w_max)
+
+The update is dense (Oja's decay term touches every synapse with a nonzero post rate), so it
+is applied every `update_interval` steps rather than every step. No third factor: rewards
+are validated and ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from plastic.rules.backends import DEFAULT_BACKEND, check_backend, check_sizes, reward_value
+from plastic.rules.params import (
+    RuleParams,
+    param,
+    require,
+    require_bounds,
+    require_non_negative,
+    require_positive,
+)
+from plastic.rules.protocol import RULE_API_VERSION
+from plastic.rules.traces import rate_gain
+
+name = "hebb"
+api_version = RULE_API_VERSION
+summary = "Rate-based Hebbian learning with Oja's normalisation (finds principal components)."
+paper = "Oja 1982"
+uses_reward = False
+backends = ("torch", "numba", "cuda")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(RuleParams):
+    """Parameters of Oja's Hebbian rule (time in steps)."""
+
+    tau_rate: float = param(
+        20.0, unit="steps", doc="averaging time of the rate estimates (1: use activity as is)"
+    )
+    learning_rate: float = param(1e-3, unit="1/rate^2", doc="Oja learning rate eta")
+    update_interval: int = param(10, unit="steps", doc="apply the (dense) Oja update every n steps")
+    w_min: float = param(-1.0, unit="weight", doc="lower weight bound (hard)")
+    w_max: float = param(1.0, unit="weight", doc="upper weight bound (hard)")
+    max_update_norm: float = param(
+        1.0, unit="weight", doc="cap on the Frobenius norm of one update's weight change"
+    )
+
+    def __post_init__(self) -> None:
+        owner = "hebb.Params"
+        require_positive(owner, max_update_norm=self.max_update_norm)
+        require(
+            self.tau_rate >= 1.0,
+            f"{owner}.tau_rate must be >= 1 step, got {self.tau_rate!r}",
+        )
+        require_non_negative(owner, learning_rate=self.learning_rate)
+        require(
+            isinstance(self.update_interval, int) and self.update_interval >= 1,
+            f"{owner}.update_interval must be an integer >= 1, got {self.update_interval!r}",
+        )
+        require_bounds(owner, self.w_min, self.w_max)
+
+
+def params_from_dict(data: Mapping[str, Any]) -> Params:
+    """Params from a JSON-able dict; unknown names or bad values raise RuleError."""
+    return Params.from_dict(data)  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=64)
+def kernel_coefficients(params: Params) -> tuple:
+    """(gain, learning_rate, w_min, w_max, max_update_norm) as float32 for the kernels."""
+    values = (
+        rate_gain(params.tau_rate),
+        params.learning_rate,
+        params.w_min,
+        params.w_max,
+        params.max_update_norm,
+    )
+    return tuple(np.float32(v) for v in values)
+
+
+def init_state(
+    n_pre: int,
+    n_post: int,
+    params: Params,
+    *,
+    backend: str = DEFAULT_BACKEND,
+    mask: Any = None,
+    device: Any = None,
+) -> Any:
+    """Zero rates; `mask` [n_pre, n_post] marks plastic synapses."""
+    check_sizes(n_pre, n_post)
+    check_backend(backend, backends, name)
+    if backend == "torch":
+        from plastic.rules import reference_hebb
+
+        return reference_hebb.init_state(n_pre, n_post, params, mask, device)
+    from plastic.kernels_numba.state_layout import new_rate_state
+    from plastic.rules.backends import connectivity_mask
+
+    state = new_rate_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+    if backend == "cuda":
+        from plastic.kernels_numba import cuda_hebb
+
+        state = cuda_hebb.to_device(state)
+    return state
+
+
+def backend_of(state: Any) -> str:
+    """Which backend a state belongs to."""
+    from plastic.kernels_numba.state_layout import RateState
+
+    if isinstance(state, RateState):
+        return "numba" if isinstance(state.rate_pre, np.ndarray) else "cuda"
+    return "torch"
+
+
+def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
+    """Advance one step ([n] activities) or T steps ([T, n]); weights updated in place."""
+    backend = backend_of(state)
+    if backend == "torch":
+        from plastic.rules import reference_hebb
+
+        return reference_hebb.run(pre, post, weights, state, params)
+    coef = kernel_coefficients(params)
+    if backend == "numba":
+        from plastic.kernels_numba import cpu_hebb
+
+        return cpu_hebb.step(pre, post, weights, state, coef, params.update_interval), state
+    from plastic.kernels_numba import cuda_hebb
+
+    return cuda_hebb.step(pre, post, weights, state, coef, params.update_interval), state
+
+
+def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
+    """Oja's rule has no third factor: the reward is validated and ignored."""
+    reward_value(reward)
+    return weights, state
+
+
+def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[Any, Any]:
+    """Nothing is ever deferred by this rule: returns its inputs."""
+    return weights, state
+
+
+def state_to_dict(state: Any) -> dict[str, np.ndarray]:
+    """Numpy arrays: rate_pre, rate_post, step[1], and mask if not fully connected."""
+    if backend_of(state) == "torch":
+        from plastic.rules import reference_hebb
+
+        return reference_hebb.to_dict(state)
+    from plastic.kernels_numba.state_io import rate_to_dict
+
+    return rate_to_dict(state)
+
+
+def state_from_dict(
+    data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
+) -> Any:
+    """Rebuild a state saved by `state_to_dict` on any backend."""
+    check_backend(backend, backends, name)
+    if backend == "torch":
+        from plastic.rules import reference_hebb
+
+        return reference_hebb.from_dict(data, device)
+    from plastic.kernels_numba.state_io import rate_from_dict
+
+    state = rate_from_dict(data)
+    if backend == "cuda":
+        from plastic.kernels_numba import cuda_hebb
+
+        state = cuda_hebb.to_device(state)
+    return state

@@ -1,0 +1,98 @@
+"""The contract every learning rule (built-in or plugin) satisfies.
+
+A rule is a module (or any object) with the attributes below. The functions are pure in
+the Norse sense: `(input, state, params) -> (output, state)`; params and state are small
+immutable records. On the hot paths the *arrays inside* the records (and the weights) are
+updated in place, and the same records are returned: treat the inputs as consumed.
+
+Weights are float32, pre-major: `weights[i, j]` is the synapse from presynaptic neuron i
+to postsynaptic neuron j. Every rule keeps them in `[params.w_min, params.w_max]` and caps
+the size of its updates (each rule documents which norm), so callers never need to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+# Bumped when the protocol changes incompatibly; plugins declare the version they implement.
+RULE_API_VERSION = 1
+
+
+@runtime_checkable
+class LearningRule(Protocol):
+    """Structural type of a learning rule; see the module docstring for the semantics."""
+
+    name: str  # registry id, stored in adapter configs
+    api_version: int  # must equal RULE_API_VERSION
+    summary: str  # one line for `plastic rules`
+    paper: str  # the reference the equations follow
+    uses_reward: bool  # whether apply_reward changes weights (three-factor rules)
+    backends: tuple[str, ...]  # subset of ("torch", "numba", "cuda")
+    Params: type  # frozen dataclass deriving from plastic.rules.params.RuleParams
+
+    def params_from_dict(self, data: Mapping[str, Any]) -> Any:
+        """Params from a JSON-able dict (RuleError on unknown names or bad values)."""
+        ...
+
+    def init_state(
+        self, n_pre: int, n_post: int, params: Any, *, backend: str = ..., mask: Any = ...
+    ) -> Any:
+        """A fresh state (zero traces) for a layer of n_pre x n_post synapses."""
+        ...
+
+    def step(self, pre: Any, post: Any, weights: Any, state: Any, params: Any) -> Any:
+        """Advance one step ([n] spikes) or T steps ([T, n]); returns (weights, state)."""
+        ...
+
+    def apply_reward(self, reward: float, weights: Any, state: Any, params: Any) -> Any:
+        """Apply a reward (third factor) to the weights; returns (weights, state)."""
+        ...
+
+    def flush(self, weights: Any, state: Any, params: Any) -> Any:
+        """Apply deferred work so weights and state are exact; returns (weights, state)."""
+        ...
+
+    def state_to_dict(self, state: Any) -> dict[str, Any]:
+        """The state as a dict of numpy arrays (flush first); see `state_from_dict`."""
+        ...
+
+    def state_from_dict(self, data: Mapping[str, Any], *, backend: str = ...) -> Any:
+        """Rebuild a state saved by `state_to_dict`, on any backend."""
+        ...
+
+
+REQUIRED_ATTRIBUTES = (
+    "name",
+    "api_version",
+    "summary",
+    "paper",
+    "uses_reward",
+    "backends",
+    "Params",
+    "params_from_dict",
+    "init_state",
+    "step",
+    "apply_reward",
+    "flush",
+    "state_to_dict",
+    "state_from_dict",
+)
+
+
+def protocol_problems(rule: object) -> list[str]:
+    """What keeps `rule` from satisfying LearningRule (empty list when it does)."""
+    problems = [f"missing attribute {a!r}" for a in REQUIRED_ATTRIBUTES if not hasattr(rule, a)]
+    if problems:
+        return problems
+    if getattr(rule, "api_version", None) != RULE_API_VERSION:
+        problems.append(
+            f"api_version {getattr(rule, 'api_version', None)!r} != {RULE_API_VERSION} "
+            "(the rule was written for another version of plastic)"
+        )
+    for fn in ("params_from_dict", "init_state", "step", "apply_reward", "flush"):
+        if not callable(getattr(rule, fn)):
+            problems.append(f"{fn} is not callable")
+    if not isinstance(getattr(rule, "backends", None), tuple):
+        problems.append("backends must be a tuple of backend names")
+    return problems

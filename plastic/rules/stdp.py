@@ -1,0 +1,227 @@
+"""`stdp`: pair-based spike-timing-dependent plasticity with exponential traces.
+
+Papers: additive STDP, Song, Miller & Abbott (2000), "Competitive Hebbian learning through
+spike-timing-dependent synaptic plasticity", Nat. Neurosci. 3:919; the trace formulation
+of Morrison, Diesmann & Gerstner (2008), "Phenomenological models of synaptic plasticity
+based on spike timing", Biol. Cybern. 98:459 (all-to-all pairing, eqs. 5-6); the
+weight-dependent (multiplicative, soft-bound) variant of van Rossum, Bi & Turrigiano (2000)
+and Rubin, Lee & Sompolinsky (2001) (Gütig et al. 2003 with mu = 1).
+
+Equations (one step t, dt = 1 step; s in {0, 1}; weights pre-major w[i, j], pre i -> post j):
+
+    x_pre[i]  <- exp(-1/tau_pre)  x_pre[i]  + s_pre[i]          (traces first)
+    x_post[j] <- exp(-1/tau_post) x_post[j] + s_post[j]
+    dw[i, j]   = A+(w) x_pre[i] s_post[j]  -  A-(w) s_pre[i] x_post[j]
+    w[i, j]   <- clamp(w + clamp(dw, -max_step_update, max_step_update), w_min, w_max)
+
+    additive:        A+ = a_plus,                 A- = a_minus
+    multiplicative:  A+ = a_plus (w_max - w),     A- = a_minus (w - w_min)
+
+Coincident spikes: both traces include the current step's spikes, so a pre and a post
+spike in the same step change w[i, j] by A+ - A- (the Norse / BindsNET / SpikingJelly
+convention; Brian2 instead depresses with the post trace from before the post spike).
+Masked-out synapses (sparse connectivity) never change.
+
+Update-norm cap: `max_step_update` bounds |dw| of every synapse in every step (the L-inf
+norm of the step's update), which the event-driven kernels can enforce exactly.
+
+Backends: "torch" (dense reference), "numba" (event-driven CPU: weights rows of silent pre
+neurons receive their LTP when next read: call `flush` - or `flush(rows=pre)` for the rows a
+spiking forward pass reads - before reading them), "cuda" (same semantics as "numba").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from plastic.rules.backends import DEFAULT_BACKEND, check_backend, check_sizes, reward_value
+from plastic.rules.params import (
+    RuleParams,
+    param,
+    require_bounds,
+    require_choice,
+    require_non_negative,
+    require_positive,
+)
+from plastic.rules.protocol import RULE_API_VERSION
+from plastic.rules.traces import decay_factor
+
+name = "stdp"
+api_version = RULE_API_VERSION
+summary = "Pair STDP with exponential traces; additive or weight-dependent (soft-bound)."
+paper = "Song, Miller & Abbott 2000; Morrison, Diesmann & Gerstner 2008; van Rossum et al. 2000"
+uses_reward = False
+backends = ("torch", "numba", "cuda")
+
+WEIGHT_DEPENDENCE = ("additive", "multiplicative")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(RuleParams):
+    """Parameters of pair STDP (time in steps; weights in the adapter's weight units)."""
+
+    tau_pre: float = param(20.0, unit="steps", doc="decay time of the presynaptic trace x_pre")
+    tau_post: float = param(20.0, unit="steps", doc="decay time of the postsynaptic trace x_post")
+    a_plus: float = param(
+        0.005, unit="weight/spike", doc="LTP per post spike per unit of x_pre (x (w_max-w) if mult.)"
+    )
+    a_minus: float = param(
+        0.00525, unit="weight/spike", doc="LTD per pre spike per unit of x_post (x (w-w_min) if mult.)"
+    )
+    weight_dependence: str = param(
+        "additive",
+        unit="-",
+        doc="additive: hard bounds only; multiplicative: soft bounds, updates shrink near them",
+        choices=WEIGHT_DEPENDENCE,
+    )
+    w_min: float = param(0.0, unit="weight", doc="lower weight bound (hard)")
+    w_max: float = param(1.0, unit="weight", doc="upper weight bound (hard)")
+    max_step_update: float = param(
+        0.05, unit="weight", doc="cap on |dw| of any synapse in one step (L-inf update norm)"
+    )
+
+    def __post_init__(self) -> None:
+        owner = "stdp.Params"
+        require_positive(owner, tau_pre=self.tau_pre, tau_post=self.tau_post)
+        require_positive(owner, max_step_update=self.max_step_update)
+        require_non_negative(owner, a_plus=self.a_plus, a_minus=self.a_minus)
+        require_bounds(owner, self.w_min, self.w_max)
+        require_choice(owner, "weight_dependence", self.weight_dependence, WEIGHT_DEPENDENCE)
+
+
+def params_from_dict(data: Mapping[str, Any]) -> Params:
+    """Params from a JSON-able dict; unknown names or bad values raise RuleError."""
+    return Params.from_dict(data)  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=64)
+def kernel_coefficients(params: Params) -> tuple:
+    """The float32 coefficient tuple of the Numba kernels (see `cpu_events`)."""
+    soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
+    values = (
+        decay_factor(params.tau_pre),
+        decay_factor(params.tau_post),
+        params.a_plus,
+        params.a_minus,
+        params.w_min,
+        params.w_max,
+        params.max_step_update,
+        soft,
+    )
+    return tuple(np.float32(v) for v in values)
+
+
+def init_state(
+    n_pre: int,
+    n_post: int,
+    params: Params,
+    *,
+    backend: str = DEFAULT_BACKEND,
+    mask: Any = None,
+    device: Any = None,
+) -> Any:
+    """Zero traces for n_pre x n_post synapses; `mask` [n_pre, n_post] marks plastic ones."""
+    check_sizes(n_pre, n_post)
+    check_backend(backend, backends, name)
+    if backend == "torch":
+        from plastic.rules import reference_stdp
+
+        return reference_stdp.init_state(n_pre, n_post, params, mask, device)
+    from plastic.kernels_numba.state_layout import new_timing_state
+    from plastic.rules.backends import connectivity_mask
+
+    state = new_timing_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+    if backend == "cuda":
+        from plastic.kernels_numba import cuda_stdp
+
+        state = cuda_stdp.to_device(state)
+    return state
+
+
+def backend_of(state: Any) -> str:
+    """Which backend a state belongs to."""
+    from plastic.kernels_numba.state_layout import TimingState
+
+    if isinstance(state, TimingState):
+        return "numba" if isinstance(state.x_pre, np.ndarray) else "cuda"
+    return "torch"
+
+
+def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
+    """Advance one step (spikes [n]) or T steps ([T, n]); weights updated in place.
+
+    Returns (weights, state): the same objects, for the functional style.
+    """
+    backend = backend_of(state)
+    if backend == "torch":
+        from plastic.rules import reference_stdp
+
+        return reference_stdp.run(pre, post, weights, state, params)
+    if backend == "numba":
+        from plastic.kernels_numba import cpu_stdp
+
+        return cpu_stdp.step(pre, post, weights, state, kernel_coefficients(params)), state
+    from plastic.kernels_numba import cuda_stdp
+
+    return cuda_stdp.step(pre, post, weights, state, kernel_coefficients(params)), state
+
+
+def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
+    """Pair STDP has no third factor: the reward is validated and ignored."""
+    reward_value(reward)
+    return weights, state
+
+
+def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[Any, Any]:
+    """Apply deferred LTP so weights are exact (all rows, or only `rows`: indices or a spike
+    vector, e.g. the pre spikes whose rows a forward pass is about to read)."""
+    backend = backend_of(state)
+    if backend == "torch":
+        return weights, state
+    if backend == "numba":
+        from plastic.kernels_numba import cpu_stdp
+
+        return cpu_stdp.flush(weights, state, kernel_coefficients(params), rows), state
+    from plastic.kernels_numba import cuda_stdp
+
+    return cuda_stdp.flush(weights, state, kernel_coefficients(params), rows), state
+
+
+def state_to_dict(state: Any) -> dict[str, np.ndarray]:
+    """The state as numpy arrays: x_pre, x_post, step[1], and mask if not fully connected.
+
+    The same keys for every backend, so a state saved from one loads into another. Event
+    states must be flushed first (RuleError otherwise): nothing deferred is saved.
+    """
+    backend = backend_of(state)
+    if backend == "torch":
+        from plastic.rules import reference_stdp
+
+        return reference_stdp.to_dict(state)
+    from plastic.kernels_numba.state_io import timing_to_dict
+
+    return timing_to_dict(state)
+
+
+def state_from_dict(
+    data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
+) -> Any:
+    """Rebuild a state saved by `state_to_dict` on any backend."""
+    check_backend(backend, backends, name)
+    if backend == "torch":
+        from plastic.rules import reference_stdp
+
+        return reference_stdp.from_dict(data, device)
+    from plastic.kernels_numba.state_io import timing_from_dict
+
+    state = timing_from_dict(data)
+    if backend == "cuda":
+        from plastic.kernels_numba import cuda_stdp
+
+        state = cuda_stdp.to_device(state)
+    return state

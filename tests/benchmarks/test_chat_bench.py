@@ -1,0 +1,65 @@
+"""`plastic bench chat` and `plastic_benchmarks.chat`: structure of the report at tiny sizes.
+
+Speed is never asserted here (the machine may be loaded); only what the report contains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
+from typer.testing import CliRunner
+
+from plastic.cli.app import app
+from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
+from plastic.models.spiking_lm import SpikingLM
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_report_structure(small_model: SpikingLM) -> None:
+    report = run_chat_bench(small_model, ChatBenchConfig(near=10, far=60, tokens=4, repeats=2))
+    near, far = report["positions"]
+    assert (near["position"], far["position"]) == (10, 60)
+    for row in (near, far):
+        assert len(row["runs_tokens_per_s"]) == 2 and row["tokens_per_s"] > 0
+    assert report["ratio"] == pytest.approx(far["tokens_per_s"] / near["tokens_per_s"])
+    assert report["constant_cost"] == (report["ratio"] >= report["min_ratio"] == 0.9)
+    assert report["peak_rss_mb"] > 0
+    with pytest.raises(ValueError):
+        run_chat_bench(small_model, ChatBenchConfig(near=50, far=50))
+
+
+def test_cli_json(small_model_dir: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "chat",
+            "--model",
+            str(small_model_dir),
+            "--near",
+            "5",
+            "--far",
+            "30",
+            "--tokens",
+            "3",
+            "--repeats",
+            "1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.exception
+    report = json.loads(result.stdout)
+    assert [p["position"] for p in report["positions"]] == [5, 30]
+    assert {"ratio", "peak_rss_mb", "tokens", "repeats", "memory_note"} <= set(report)

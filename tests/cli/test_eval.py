@@ -1,0 +1,66 @@
+"""`plastic eval`: bits per byte on stdout, or a JSON object that agrees with `bits_per_byte`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from plastic.cli.app import app
+from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
+from plastic.models.checkpoint import load_model
+from plastic.models.evaluate import bits_per_byte
+
+runner = CliRunner()
+TEXT = "It was the best of times, it was the worst of times. Ça va? \n".encode() * 12
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_eval_json_agrees_with_bits_per_byte(tmp_path: Path, small_model_dir: Path) -> None:
+    data = tmp_path / "text.txt"
+    data.write_bytes(TEXT)
+    result = runner.invoke(
+        app, ["eval", "--data", str(data), "--model", str(small_model_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.exception
+    report = json.loads(result.stdout)
+    expected = bits_per_byte(load_model(small_model_dir), TEXT)
+    assert report["bytes"] == len(TEXT)
+    assert report["bits_per_byte"] == pytest.approx(expected, rel=1e-6)
+    assert report["bits"] == pytest.approx(expected * len(TEXT), rel=1e-6)
+    assert set(report["rates"]) == {
+        "encoder",
+        "blocks.0.mix",
+        "blocks.0.ffn",
+        "blocks.1.mix",
+        "blocks.1.ffn",
+    }
+    mean_rate = sum(report["rates"].values()) / len(report["rates"])
+    assert report["sparsity"] == pytest.approx(1.0 - mean_rate)
+    assert (
+        report["model"] == json.loads((small_model_dir / "config.json").read_text())["content_hash"]
+    )
+
+
+def test_eval_max_bytes_and_plain_output(tmp_path: Path, small_model_dir: Path) -> None:
+    data = tmp_path / "text.txt"
+    data.write_bytes(TEXT)
+    args = ["eval", "--data", str(data), "--model", str(small_model_dir), "--max-bytes", "100"]
+    report = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert report["bytes"] == 100
+    expected = bits_per_byte(load_model(small_model_dir), TEXT[:100])
+    assert report["bits_per_byte"] == pytest.approx(expected, rel=1e-6)
+    plain = runner.invoke(app, args)
+    assert plain.exit_code == 0
+    assert plain.stdout.startswith(f"{report['bits_per_byte']:.4f} bits/byte over 100 bytes")
