@@ -162,3 +162,13 @@ def square_sum(e, i):
 def reward_weight_row(w, e, i, mask, scale, w_min, w_max):
     """Row i of a reward: w <- clamp(w + scale * e) on plastic synapses."""
     reward_row(w, e, i, mask, mask_row(mask, i), scale, w_min, w_max, 0, 1)
+
+
+@njit(cache=True)
+def serial_sum(values):
+    """Sum of a small vector, serially (inside parallel kernels `.sum()` would become a
+    parallel reduction that wakes every thread for a few hundred numbers)."""
+    total = 0.0
+    for k in range(values.shape[0]):
+        total += values[k]
+    return total

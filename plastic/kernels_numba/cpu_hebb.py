@@ -11,6 +11,7 @@ from typing import Any
 
 from numba import float32, njit, prange
 
+from plastic.kernels_numba.cpu_events import serial_sum
 from plastic.kernels_numba.state_layout import RateState
 from plastic.kernels_numba.synapse_math import (
     mask_row,
@@ -45,13 +46,13 @@ def oja_update(w, rate_pre, rate_post, mask, row_square, coef):
     if n_pre * w.shape[1] >= PARALLEL_MIN_WORK:
         for i in prange(n_pre):
             row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
-        scale = float32(norm_cap_scale(1.0, row_square.sum(), max_norm))
+        scale = float32(norm_cap_scale(1.0, serial_sum(row_square), max_norm))
         for i in prange(n_pre):
             oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max)
     else:
         for i in range(n_pre):
             row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
-        scale = float32(norm_cap_scale(1.0, row_square.sum(), max_norm))
+        scale = float32(norm_cap_scale(1.0, serial_sum(row_square), max_norm))
         for i in range(n_pre):
             oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max)
 

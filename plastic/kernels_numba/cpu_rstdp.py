@@ -19,6 +19,7 @@ from plastic.kernels_numba.cpu_events import (
     eligibility_sync_row,
     record_post_spikes,
     reward_weight_row,
+    serial_sum,
     spike_indices,
     square_sum,
 )
@@ -83,7 +84,7 @@ def reward_update(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, ma
             eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
             row_square[i] = square_sum(e, i)
     clock[1] = step
-    scale = float32(norm_cap_scale(modulation, row_square.sum(), max_norm))
+    scale = float32(norm_cap_scale(modulation, serial_sum(row_square), max_norm))
     if parallel:
         for i in prange(n_pre):
             reward_weight_row(w, e, i, mask, scale, w_min, w_max)

@@ -238,13 +238,26 @@ class Conversation:
         token; otherwise chunks of `prefill_chunk` run in parallel. `progress(done,
         total)` is called after each chunk. On Ctrl-C the state holds every finished
         chunk and the KeyboardInterrupt propagates.
+
+        In parallel mode an input longer than the model's memory horizon (see
+        `SpikingLM.memory_horizon`) is not simulated before its last horizon tokens:
+        the state is decayed over the skipped part instead, which gives the same state
+        to 1e-12 (a 1 MB paste costs what ~2k tokens cost). Observers and the rates then
+        see only the simulated tail.
         """
         ids = self.to_ids(data)
         per_token = self.token_by_token if token_by_token is None else token_by_token
         chunk = 1 if per_token else self.prefill_chunk
         rates = SiteRates()
         start_pos, t0 = self.position, time.perf_counter()
-        for start in range(0, ids.numel(), chunk):
+        first = 0
+        if not per_token:
+            first = max(0, ids.numel() - self.model.memory_horizon())
+        if first:
+            cur = self._cursor
+            state = self.model.decay_state(cur.state, first)
+            self._cursor = Cursor(state, cur.next_logits, cur.position + first)
+        for start in range(first, ids.numel(), chunk):
             piece = ids[start : start + chunk]
             self._advance(piece, rates, "feed")
             if progress is not None:

@@ -13,6 +13,7 @@ Block i:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -191,6 +192,24 @@ class SpikingLM(nn.Module):
         sp_ffn = block.ffn.spikes(x)
         x = self.sites.run(f"blocks.{i}.ffn", sp_ffn, x + block.ffn(sp_ffn))
         return x, s_mix, sp_mix, sp_ffn
+
+    def memory_horizon(self, tolerance: float = 1e-12) -> int:
+        """Tokens after which anything earlier weighs less than `tolerance` in the state.
+
+        Token-mixing decays never exceed `decay_max`, so a token n steps back is scaled
+        by at most decay_max**n: the state after a long input depends, to `tolerance`,
+        only on its last `memory_horizon()` tokens (LIF membranes reset every token).
+        """
+        return int(math.ceil(math.log(tolerance) / math.log(self.config.decay_max)))
+
+    @torch.no_grad()
+    def decay_state(self, state: LMState, n_tokens: int) -> LMState:
+        """The state after `n_tokens` tokens that contribute nothing (exact for the decay)."""
+        mixed = []
+        for block, s in zip(self.blocks, state.mix, strict=True):
+            factor = torch.exp(block.mix.log_decay() * n_tokens).to(s.dtype)
+            mixed.append(s * factor.view(1, -1, 1, 1))
+        return LMState(tuple(mixed))
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, state: LMState | None) -> LMOutput:

@@ -60,6 +60,7 @@ class RuleSource:
 _registered: dict[str, RuleSource] = {}
 _loaded: dict[str, LearningRule] = {}
 _entry_point_cache: list[RuleSource] | None = None
+_warned_duplicates: set[tuple[str, str, str]] = set()
 
 
 def _import_target(target: str) -> object:
@@ -99,10 +100,11 @@ def refresh() -> None:
     global _entry_point_cache
     _entry_point_cache = None
     _loaded.clear()
+    _warned_duplicates.clear()
 
 
 def rule_sources() -> dict[str, RuleSource]:
-    """Every known rule by name, without importing any of them. Duplicates warn."""
+    """Every known rule by name, without importing any of them. Duplicates warn (once)."""
     candidates = _builtin_sources() + list(_registered.values())
     if not plugins_disabled():
         candidates += _entry_point_sources()
@@ -111,7 +113,11 @@ def rule_sources() -> dict[str, RuleSource]:
         kept = sources.get(source.name)
         if kept is None:
             sources[source.name] = source
-        elif kept.origin != source.origin or kept.target != source.target:
+        elif (kept.origin, kept.target) != (source.origin, source.target):
+            key = (source.name, source.origin, source.target)
+            if key in _warned_duplicates:
+                continue
+            _warned_duplicates.add(key)
             warnings.warn(
                 f"learning rule {source.name!r} from {source.origin} ({source.target}) is "
                 f"ignored: the name is already provided by {kept.origin} ({kept.target})",

@@ -218,3 +218,18 @@ def test_format_turn_ends_with_one_blank_line() -> None:
     assert format_turn("hi") == b"hi\n\n"
     assert format_turn(b"hi\r\n") == b"hi\n\n"
     assert format_turn(b"\xff") == b"\xff\n\n"
+
+
+def test_long_input_skips_beyond_memory_horizon_exactly() -> None:
+    """Feeding only the tail of a long input (state decayed over the rest) equals simulating it."""
+    torch.manual_seed(3)
+    model = SpikingLM(small_config()).eval()
+    n = model.memory_horizon() + 1500
+    data = bytes(torch.randint(32, 127, (n,)).tolist())
+    skipped = Conversation(model, seed=0)
+    skipped.feed(data)
+    simulated = Conversation(model, seed=0)
+    for i in range(0, n, 1000):  # pieces shorter than the horizon: nothing is skipped
+        simulated.feed(data[i : i + 1000])
+    assert skipped.position == simulated.position == n + 1
+    torch.testing.assert_close(skipped.next_logits, simulated.next_logits, atol=1e-5, rtol=0)
