@@ -81,14 +81,42 @@ def replay_weight_row(w, i, mask, ring_post, ring_count, x_synced, first, last, 
 
 
 @njit(cache=True)
-def stdp_spiking_row(w, i, mask, post_spikes, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef):  # noqa: E501
+def stdp_spiking_row(
+    w,
+    i,
+    mask,
+    post_spikes,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    step,
+    coef,
+):
     """Row i at a spike of pre neuron i at `step`: catch up, then apply the step's update."""
     _, _, a_plus, a_minus, w_min, w_max, max_dw, soft = coef
-    replay_weight_row(w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, coef)  # noqa: E501
+    replay_weight_row(
+        w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, coef
+    )
     stdp_row_on_pre_spike(
-        w, i, mask, mask_row(mask, i), post_spikes, x_pre[i], x_post,
-        a_plus, a_minus, w_min, w_max, max_dw, soft, 0, 1,
-    )  # fmt: skip
+        w,
+        i,
+        mask,
+        mask_row(mask, i),
+        post_spikes,
+        x_pre[i],
+        x_post,
+        a_plus,
+        a_minus,
+        w_min,
+        w_max,
+        max_dw,
+        soft,
+        0,
+        1,
+    )
     row_step[i] = step
     x_pre_synced[i] = x_pre[i]
 
@@ -97,7 +125,9 @@ def stdp_spiking_row(w, i, mask, post_spikes, x_pre, x_post, x_pre_synced, row_s
 def stdp_sync_row(w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef):
     """Bring row i of the weights up to date at `step` (apply its deferred LTP)."""
     if row_step[i] != step:
-        replay_weight_row(w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, coef)  # noqa: E501
+        replay_weight_row(
+            w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, coef
+        )
         row_step[i] = step
         x_pre_synced[i] = x_pre[i]
 
@@ -106,7 +136,9 @@ def stdp_sync_row(w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_cou
 
 
 @njit(cache=True)
-def replay_eligibility_row(e, w, i, mask, ring_post, ring_count, x_synced, first, last, target, coef):  # noqa: E501
+def replay_eligibility_row(
+    e, w, i, mask, ring_post, ring_count, x_synced, first, last, target, coef
+):
     """Add row i's deferred LTP of steps first..last to its eligibility, decayed to `target`.
 
     The factor lambda_e ** (target - step) is computed in float64 from the float32 decay
@@ -128,26 +160,60 @@ def replay_eligibility_row(e, w, i, mask, ring_post, ring_count, x_synced, first
 
 
 @njit(cache=True)
-def eligibility_spiking_row(e, w, i, mask, post_spikes, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef):  # noqa: E501
+def eligibility_spiking_row(
+    e,
+    w,
+    i,
+    mask,
+    post_spikes,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    step,
+    coef,
+):
     """Eligibility row i at a spike of pre neuron i: lazy decay, this step's STDP, replay."""
     _, _, a_plus, a_minus, w_min, w_max, soft, decay_elig = coef
     row_decay = float32(decay_elig ** (step - row_step[i]))
     eligibility_row_on_pre_spike(
-        e, w, i, mask, mask_row(mask, i), post_spikes, x_pre[i], x_post, row_decay,
-        a_plus, a_minus, w_min, w_max, soft, 0, 1,
-    )  # fmt: skip
-    replay_eligibility_row(e, w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, step, coef)  # noqa: E501
+        e,
+        w,
+        i,
+        mask,
+        mask_row(mask, i),
+        post_spikes,
+        x_pre[i],
+        x_post,
+        row_decay,
+        a_plus,
+        a_minus,
+        w_min,
+        w_max,
+        soft,
+        0,
+        1,
+    )
+    replay_eligibility_row(
+        e, w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, step, coef
+    )
     row_step[i] = step
     x_pre_synced[i] = x_pre[i]
 
 
 @njit(cache=True)
-def eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef):  # noqa: E501
+def eligibility_sync_row(
+    e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+):
     """Bring eligibility row i to `step`: one lazy decay, then replay of deferred LTP."""
     if row_step[i] != step:
         decay_elig = coef[7]
         scale_row(e, i, float32(decay_elig ** (step - row_step[i])), 0, 1)
-        replay_eligibility_row(e, w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, step, coef)  # noqa: E501
+        replay_eligibility_row(
+            e, w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, step, coef
+        )
         row_step[i] = step
         x_pre_synced[i] = x_pre[i]
 

@@ -29,13 +29,28 @@ PARALLEL_MIN_WORK = 1 << 16
 @njit(cache=True, fastmath={"reassoc", "nsz"})
 def oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate):
     """Squared norm of row i's Oja increment (reassociated so that it vectorises)."""
-    return oja_row_square_sum(w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, 0, 1)  # noqa: E501
+    return oja_row_square_sum(
+        w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, 0, 1
+    )
 
 
 @njit(cache=True)
 def oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max):
     """Row i of an Oja update, scaled by the norm cap's factor."""
-    oja_row(w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, scale, w_min, w_max, 0, 1)  # noqa: E501
+    oja_row(
+        w,
+        i,
+        mask,
+        mask_row(mask, i),
+        rate_pre[i],
+        rate_post,
+        learning_rate,
+        scale,
+        w_min,
+        w_max,
+        0,
+        1,
+    )
 
 
 @njit(parallel=True, cache=True)
@@ -78,6 +93,5 @@ def step(pre: Any, post: Any, weights: Any, state: RateState, coef: tuple, inter
     pre_steps = activity_as_steps(pre, n_pre, "pre")
     post_steps = activity_as_steps(post, n_post, "post", pre_steps.shape[0])
     w = weights_as_numpy(weights, n_pre, n_post)
-    s = state
-    hebb_steps(pre_steps, post_steps, w, s.rate_pre, s.rate_post, s.mask, s.row_square, s.clock, coef, interval)  # noqa: E501
+    hebb_steps(pre_steps, post_steps, w, *state, coef, interval)  # arguments follow RateState
     return weights

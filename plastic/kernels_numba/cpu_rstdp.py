@@ -32,7 +32,22 @@ PARALLEL_MIN_WORK = 1 << 16
 
 
 @njit(parallel=True, cache=True)
-def eligibility_steps(pre, post, w, e, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index, clock, coef):  # noqa: E501
+def eligibility_steps(
+    pre,
+    post,
+    w,
+    e,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    mask,
+    pre_index,
+    clock,
+    coef,
+):
     """Advance traces and eligibility over pre[T, n_pre], post[T, n_post] (uint8), in place."""
     decay_pre, decay_post = coef[0], coef[1]
     ring = ring_count.shape[0]
@@ -46,30 +61,93 @@ def eligibility_steps(pre, post, w, e, x_pre, x_post, x_pre_synced, row_step, ri
         n_spiking = spike_indices(pre[s], pre_index)
         if n_spiking * n_post >= PARALLEL_MIN_WORK:
             for k in prange(n_spiking):
-                eligibility_spiking_row(e, w, pre_index[k], mask, post[s], x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+                eligibility_spiking_row(
+                    e,
+                    w,
+                    pre_index[k],
+                    mask,
+                    post[s],
+                    x_pre,
+                    x_post,
+                    x_pre_synced,
+                    row_step,
+                    ring_post,
+                    ring_count,
+                    step,
+                    coef,
+                )
         else:
             for k in range(n_spiking):
-                eligibility_spiking_row(e, w, pre_index[k], mask, post[s], x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+                eligibility_spiking_row(
+                    e,
+                    w,
+                    pre_index[k],
+                    mask,
+                    post[s],
+                    x_pre,
+                    x_post,
+                    x_pre_synced,
+                    row_step,
+                    ring_post,
+                    ring_count,
+                    step,
+                    coef,
+                )
         if step - clock[1] >= ring:  # the ring is full: bring every row up to date
-            eligibility_sync(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, coef)  # noqa: E501
+            eligibility_sync(
+                w,
+                e,
+                x_pre,
+                x_post,
+                x_pre_synced,
+                row_step,
+                ring_post,
+                ring_count,
+                mask,
+                pre_index,
+                clock,
+                coef,
+            )
 
 
 @njit(parallel=True, cache=True)
-def eligibility_sync(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, coef):  # noqa: E501
+def eligibility_sync(
+    w, e, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index, clock, coef
+):
     """Bring every eligibility row to the current step (lazy decay + deferred LTP)."""
     step = clock[0]
     n_pre, n_post = w.shape
     if n_pre * n_post >= PARALLEL_MIN_WORK:
         for i in prange(n_pre):
-            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            eligibility_sync_row(
+                e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+            )
     else:
         for i in range(n_pre):
-            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            eligibility_sync_row(
+                e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+            )
     clock[1] = step
 
 
 @njit(parallel=True, cache=True)
-def reward_update(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, clock, row_square, coef, modulation, max_norm):  # noqa: E501
+def reward_update(
+    w,
+    e,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    mask,
+    pre_index,
+    clock,
+    row_square,
+    coef,
+    modulation,
+    max_norm,
+):
     """w <- clamp(w + s * e) with s = modulation, shrunk so that ||s * e||_F <= max_norm."""
     step = clock[0]
     n_pre, n_post = w.shape
@@ -77,11 +155,15 @@ def reward_update(w, e, x_pre, x_pre_synced, row_step, ring_post, ring_count, ma
     parallel = n_pre * n_post >= PARALLEL_MIN_WORK
     if parallel:
         for i in prange(n_pre):
-            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            eligibility_sync_row(
+                e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+            )
             row_square[i] = square_sum(e, i)
     else:
         for i in range(n_pre):
-            eligibility_sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)  # noqa: E501
+            eligibility_sync_row(
+                e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+            )
             row_square[i] = square_sum(e, i)
     clock[1] = step
     scale = float32(norm_cap_scale(modulation, serial_sum(row_square), max_norm))
@@ -100,7 +182,8 @@ def step(pre: Any, post: Any, weights: Any, state: EligibilityState, coef: tuple
     pre_steps = spikes_as_steps(pre, n_pre, "pre")
     post_steps = spikes_as_steps(post, n_post, "post", steps=pre_steps.shape[0])
     w = weights_as_numpy(weights, n_pre, n_post)
-    eligibility_steps(pre_steps, post_steps, w, state.eligibility, t.x_pre, t.x_post, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.pre_index, t.clock, coef)  # noqa: E501
+    # kernel arguments follow EligibilityState: eligibility, then the TimingState fields
+    eligibility_steps(pre_steps, post_steps, w, state.eligibility, *t, coef)
     return weights
 
 
@@ -110,7 +193,9 @@ def apply_reward(
     """Add modulation * eligibility (norm-capped) to the weights in place; returns them."""
     t = state.timing
     w = weights_as_numpy(weights, t.x_pre.shape[0], t.x_post.shape[0])
-    reward_update(w, state.eligibility, t.x_pre, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.clock, state.row_square, coef, float(modulation), float(max_norm))  # noqa: E501
+    reward_update(
+        w, state.eligibility, *t, state.row_square, coef, float(modulation), float(max_norm)
+    )
     return weights
 
 
@@ -119,5 +204,5 @@ def flush(weights: Any, state: EligibilityState, coef: tuple) -> Any:
     t = state.timing
     if not is_synced(t):
         w = weights_as_numpy(weights, t.x_pre.shape[0], t.x_post.shape[0])
-        eligibility_sync(w, state.eligibility, t.x_pre, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, t.clock, coef)  # noqa: E501
+        eligibility_sync(w, state.eligibility, *t, coef)
     return weights

@@ -49,7 +49,9 @@ def oja_square_rows(w, mask, rate_pre, rate_post, learning_rate, row_square):
     i = cuda.blockIdx.x
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
     partial = cuda.shared.array(BLOCK, float64)
-    value = oja_row_square_sum(w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, tid, nt)  # noqa: E501
+    value = oja_row_square_sum(
+        w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, tid, nt
+    )
     total = block_sum(partial, value)
     if tid == 0:
         row_square[i] = total
@@ -59,7 +61,20 @@ def oja_square_rows(w, mask, rate_pre, rate_post, learning_rate, row_square):
 def oja_rows(w, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max):
     """Block i: w[i, :] <- clamp(w + scale * Oja increment) on plastic synapses."""
     i = cuda.blockIdx.x
-    oja_row(w, i, mask, mask_row(mask, i), rate_pre[i], rate_post, learning_rate, scale, w_min, w_max, cuda.threadIdx.x, cuda.blockDim.x)  # noqa: E501
+    oja_row(
+        w,
+        i,
+        mask,
+        mask_row(mask, i),
+        rate_pre[i],
+        rate_post,
+        learning_rate,
+        scale,
+        w_min,
+        w_max,
+        cuda.threadIdx.x,
+        cuda.blockDim.x,
+    )
 
 
 def step(pre: Any, post: Any, weights: Any, state: RateState, coef: tuple, interval: int) -> Any:
@@ -72,11 +87,17 @@ def step(pre: Any, post: Any, weights: Any, state: RateState, coef: tuple, inter
     gain, learning_rate, w_min, w_max, max_norm = coef
     for k in range(pre_d.shape[0]):
         s.clock[0] += 1
-        advance_rates[grid_for(max(n_pre, n_post)), BLOCK](pre_d[k], post_d[k], s.rate_pre, s.rate_post, gain)  # noqa: E501
+        advance_rates[grid_for(max(n_pre, n_post)), BLOCK](
+            pre_d[k], post_d[k], s.rate_pre, s.rate_post, gain
+        )
         if s.clock[0] % interval == 0:
-            oja_square_rows[n_pre, BLOCK](w, s.mask, s.rate_pre, s.rate_post, learning_rate, s.row_square)  # noqa: E501
+            oja_square_rows[n_pre, BLOCK](
+                w, s.mask, s.rate_pre, s.rate_post, learning_rate, s.row_square
+            )
             sync_device()
             square = float(np.sum(s.row_square.copy_to_host()))
             scale = np.float32(norm_cap_scale(1.0, square, float(max_norm)))
-            oja_rows[n_pre, BLOCK](w, s.mask, s.rate_pre, s.rate_post, learning_rate, scale, w_min, w_max)  # noqa: E501
+            oja_rows[n_pre, BLOCK](
+                w, s.mask, s.rate_pre, s.rate_post, learning_rate, scale, w_min, w_max
+            )
     return weights

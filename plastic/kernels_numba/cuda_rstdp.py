@@ -39,7 +39,9 @@ __all__ = ["apply_reward", "flush", "step", "to_device"]
 
 
 @cuda.jit(device=True)
-def replay_eligibility_row(e, w, i, mask, mi, ring_post, ring_count, x_synced, first, last, target, coef, tid, nt):  # noqa: E501
+def replay_eligibility_row(
+    e, w, i, mask, mi, ring_post, ring_count, x_synced, first, last, target, coef, tid, nt
+):
     """Row i's deferred LTP of steps first..last into e, decayed to `target` (barriers)."""
     decay_pre, _, a_plus, _, _, w_max, soft, decay_elig = coef
     ring = ring_count.shape[0]
@@ -48,27 +50,74 @@ def replay_eligibility_row(e, w, i, mask, mi, ring_post, ring_count, x_synced, f
         x = x * decay_pre
         slot = step % ring
         factor = float32(decay_elig ** (target - step))
-        eligibility_row_from_ring(e, w, i, mask, mi, ring_post, slot, ring_count[slot], x, factor, a_plus, w_max, soft, tid, nt)  # noqa: E501
+        eligibility_row_from_ring(
+            e,
+            w,
+            i,
+            mask,
+            mi,
+            ring_post,
+            slot,
+            ring_count[slot],
+            x,
+            factor,
+            a_plus,
+            w_max,
+            soft,
+            tid,
+            nt,
+        )
         cuda.syncthreads()
 
 
 @cuda.jit(device=True)
-def sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef, tid, nt):  # noqa: E501
+def sync_row(
+    e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef, tid, nt
+):
     """Bring eligibility row i to `step` (uniform per block: every thread takes part)."""
     first = row_step[i]
     if first != step:
         mi = mask_row(mask, i)
         scale_row(e, i, float32(coef[7] ** (step - first)), tid, nt)
         cuda.syncthreads()
-        replay_eligibility_row(e, w, i, mask, mi, ring_post, ring_count, x_pre_synced[i], first + 1, step, step, coef, tid, nt)  # noqa: E501
+        replay_eligibility_row(
+            e,
+            w,
+            i,
+            mask,
+            mi,
+            ring_post,
+            ring_count,
+            x_pre_synced[i],
+            first + 1,
+            step,
+            step,
+            coef,
+            tid,
+            nt,
+        )
         if tid == 0:
             row_step[i] = step
             x_pre_synced[i] = x_pre[i]
 
 
 @cuda.jit
-def spiking_rows(e, w, pre_s, post_s, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, step, coef):  # noqa: E501
-    """Block i: if pre neuron i spiked, bring its eligibility row to `step` with this step's STDP."""
+def spiking_rows(
+    e,
+    w,
+    pre_s,
+    post_s,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    mask,
+    step,
+    coef,
+):
+    """Block i: if pre neuron i spiked, bring its eligibility row to `step` (with its STDP)."""
     i = cuda.blockIdx.x
     if pre_s[i] == 0:
         return
@@ -77,20 +126,56 @@ def spiking_rows(e, w, pre_s, post_s, x_pre, x_post, x_pre_synced, row_step, rin
     mi = mask_row(mask, i)
     first = row_step[i]
     row_decay = float32(decay_elig ** (step - first))
-    eligibility_row_on_pre_spike(e, w, i, mask, mi, post_s, x_pre[i], x_post, row_decay, a_plus, a_minus, w_min, w_max, soft, tid, nt)  # noqa: E501
+    eligibility_row_on_pre_spike(
+        e,
+        w,
+        i,
+        mask,
+        mi,
+        post_s,
+        x_pre[i],
+        x_post,
+        row_decay,
+        a_plus,
+        a_minus,
+        w_min,
+        w_max,
+        soft,
+        tid,
+        nt,
+    )
     cuda.syncthreads()
-    replay_eligibility_row(e, w, i, mask, mi, ring_post, ring_count, x_pre_synced[i], first + 1, step - 1, step, coef, tid, nt)  # noqa: E501
+    replay_eligibility_row(
+        e,
+        w,
+        i,
+        mask,
+        mi,
+        ring_post,
+        ring_count,
+        x_pre_synced[i],
+        first + 1,
+        step - 1,
+        step,
+        coef,
+        tid,
+        nt,
+    )
     if tid == 0:
         row_step[i] = step
         x_pre_synced[i] = x_pre[i]
 
 
 @cuda.jit
-def sync_all_rows(e, w, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, step, coef, row_square):  # noqa: E501
+def sync_all_rows(
+    e, w, x_pre, x_pre_synced, row_step, ring_post, ring_count, mask, step, coef, row_square
+):
     """Block i: bring eligibility row i to `step` and store its sum of squares."""
     i = cuda.blockIdx.x
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
-    sync_row(e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef, tid, nt)  # noqa: E501
+    sync_row(
+        e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef, tid, nt
+    )
     cuda.syncthreads()
     partial = cuda.shared.array(BLOCK, float64)
     total = block_sum(partial, row_square_sum(e, i, tid, nt))
@@ -102,13 +187,27 @@ def sync_all_rows(e, w, x_pre, x_pre_synced, row_step, ring_post, ring_count, ma
 def reward_rows(w, e, mask, scale, w_min, w_max):
     """Block i: w[i, :] <- clamp(w + scale * e) on plastic synapses."""
     i = cuda.blockIdx.x
-    reward_row(w, e, i, mask, mask_row(mask, i), scale, w_min, w_max, cuda.threadIdx.x, cuda.blockDim.x)  # noqa: E501
+    reward_row(
+        w, e, i, mask, mask_row(mask, i), scale, w_min, w_max, cuda.threadIdx.x, cuda.blockDim.x
+    )
 
 
 def _sync_all(w: Any, state: EligibilityState, coef: tuple) -> None:
     t = state.timing
     step_no = int(t.clock[0])
-    sync_all_rows[t.x_pre.shape[0], BLOCK](state.eligibility, w, t.x_pre, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, step_no, coef, state.row_square)  # noqa: E501
+    sync_all_rows[t.x_pre.shape[0], BLOCK](
+        state.eligibility,
+        w,
+        t.x_pre,
+        t.x_pre_synced,
+        t.row_step,
+        t.ring_post,
+        t.ring_count,
+        t.mask,
+        step_no,
+        coef,
+        state.row_square,
+    )
     t.clock[1] = step_no
 
 
@@ -125,8 +224,32 @@ def step(pre: Any, post: Any, weights: Any, state: EligibilityState, coef: tuple
         t.clock[0] = step_no
         slot = step_no % ring
         clear_slot[1, 1](t.ring_count, slot)
-        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](pre_d[k], post_d[k], t.x_pre, t.x_post, t.ring_post, t.ring_count, slot, coef[0], coef[1])  # noqa: E501
-        spiking_rows[n_pre, BLOCK](state.eligibility, w, pre_d[k], post_d[k], t.x_pre, t.x_post, t.x_pre_synced, t.row_step, t.ring_post, t.ring_count, t.mask, step_no, coef)  # noqa: E501
+        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](
+            pre_d[k],
+            post_d[k],
+            t.x_pre,
+            t.x_post,
+            t.ring_post,
+            t.ring_count,
+            slot,
+            coef[0],
+            coef[1],
+        )
+        spiking_rows[n_pre, BLOCK](
+            state.eligibility,
+            w,
+            pre_d[k],
+            post_d[k],
+            t.x_pre,
+            t.x_post,
+            t.x_pre_synced,
+            t.row_step,
+            t.ring_post,
+            t.ring_count,
+            t.mask,
+            step_no,
+            coef,
+        )
         if step_no - t.clock[1] >= ring:
             _sync_all(w, state, coef)
     return weights

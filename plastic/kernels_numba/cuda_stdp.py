@@ -35,7 +35,9 @@ __all__ = ["flush", "step", "to_device"]
 
 
 @cuda.jit
-def advance_and_record(pre_s, post_s, x_pre, x_post, ring_post, ring_count, slot, decay_pre, decay_post):  # noqa: E501
+def advance_and_record(
+    pre_s, post_s, x_pre, x_post, ring_post, ring_count, slot, decay_pre, decay_post
+):
     """Traces of both layers; this step's post spike indices appended to ring slot `slot`."""
     k = cuda.grid(1)
     if k < x_pre.shape[0]:
@@ -48,7 +50,7 @@ def advance_and_record(pre_s, post_s, x_pre, x_post, ring_post, ring_count, slot
 
 
 @cuda.jit(device=True)
-def replay_weight_row(w, i, mask, mi, ring_post, ring_count, x_synced, first, last, coef, tid, nt):  # noqa: E501
+def replay_weight_row(w, i, mask, mi, ring_post, ring_count, x_synced, first, last, coef, tid, nt):
     """Row i's deferred LTP of steps first..last, one step at a time (barrier in between)."""
     decay_pre, _, a_plus, _, w_min, w_max, max_dw, soft = coef
     ring = ring_count.shape[0]
@@ -56,12 +58,30 @@ def replay_weight_row(w, i, mask, mi, ring_post, ring_count, x_synced, first, la
     for step in range(first, last + 1):
         x = x * decay_pre
         slot = step % ring
-        stdp_row_from_ring(w, i, mask, mi, ring_post, slot, ring_count[slot], x, a_plus, w_min, w_max, max_dw, soft, tid, nt)  # noqa: E501
+        stdp_row_from_ring(
+            w,
+            i,
+            mask,
+            mi,
+            ring_post,
+            slot,
+            ring_count[slot],
+            x,
+            a_plus,
+            w_min,
+            w_max,
+            max_dw,
+            soft,
+            tid,
+            nt,
+        )
         cuda.syncthreads()
 
 
 @cuda.jit
-def spiking_rows(w, pre_s, post_s, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, step, coef):  # noqa: E501
+def spiking_rows(
+    w, pre_s, post_s, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, step, coef
+):
     """Block i: if pre neuron i spiked, catch row i up and apply this step's update."""
     i = cuda.blockIdx.x
     if pre_s[i] == 0:
@@ -69,8 +89,37 @@ def spiking_rows(w, pre_s, post_s, x_pre, x_post, x_pre_synced, row_step, ring_p
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
     _, _, a_plus, a_minus, w_min, w_max, max_dw, soft = coef
     mi = mask_row(mask, i)
-    replay_weight_row(w, i, mask, mi, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, coef, tid, nt)  # noqa: E501
-    stdp_row_on_pre_spike(w, i, mask, mi, post_s, x_pre[i], x_post, a_plus, a_minus, w_min, w_max, max_dw, soft, tid, nt)  # noqa: E501
+    replay_weight_row(
+        w,
+        i,
+        mask,
+        mi,
+        ring_post,
+        ring_count,
+        x_pre_synced[i],
+        row_step[i] + 1,
+        step - 1,
+        coef,
+        tid,
+        nt,
+    )
+    stdp_row_on_pre_spike(
+        w,
+        i,
+        mask,
+        mi,
+        post_s,
+        x_pre[i],
+        x_post,
+        a_plus,
+        a_minus,
+        w_min,
+        w_max,
+        max_dw,
+        soft,
+        tid,
+        nt,
+    )
     cuda.syncthreads()
     if tid == 0:
         row_step[i] = step
@@ -84,7 +133,20 @@ def sync_rows(w, rows, x_pre, x_pre_synced, row_step, ring_post, ring_count, mas
     if row_step[i] == step:
         return
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
-    replay_weight_row(w, i, mask, mask_row(mask, i), ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, coef, tid, nt)  # noqa: E501
+    replay_weight_row(
+        w,
+        i,
+        mask,
+        mask_row(mask, i),
+        ring_post,
+        ring_count,
+        x_pre_synced[i],
+        row_step[i] + 1,
+        step,
+        coef,
+        tid,
+        nt,
+    )
     if tid == 0:
         row_step[i] = step
         x_pre_synced[i] = x_pre[i]
@@ -92,7 +154,18 @@ def sync_rows(w, rows, x_pre, x_pre_synced, row_step, ring_post, ring_count, mas
 
 def _sync(w: Any, rows: Any, state: TimingState, coef: tuple) -> None:
     s = state
-    sync_rows[rows.shape[0], BLOCK](w, rows, s.x_pre, s.x_pre_synced, s.row_step, s.ring_post, s.ring_count, s.mask, int(s.clock[0]), coef)  # noqa: E501
+    sync_rows[rows.shape[0], BLOCK](
+        w,
+        rows,
+        s.x_pre,
+        s.x_pre_synced,
+        s.row_step,
+        s.ring_post,
+        s.ring_count,
+        s.mask,
+        int(s.clock[0]),
+        coef,
+    )
 
 
 def _all_rows(n_pre: int) -> Any:
@@ -119,8 +192,31 @@ def step(pre: Any, post: Any, weights: Any, state: TimingState, coef: tuple) -> 
         s.clock[0] = step_no
         slot = step_no % ring
         clear_slot[1, 1](s.ring_count, slot)
-        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](pre_d[t], post_d[t], s.x_pre, s.x_post, s.ring_post, s.ring_count, slot, coef[0], coef[1])  # noqa: E501
-        spiking_rows[n_pre, BLOCK](w, pre_d[t], post_d[t], s.x_pre, s.x_post, s.x_pre_synced, s.row_step, s.ring_post, s.ring_count, s.mask, step_no, coef)  # noqa: E501
+        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](
+            pre_d[t],
+            post_d[t],
+            s.x_pre,
+            s.x_post,
+            s.ring_post,
+            s.ring_count,
+            slot,
+            coef[0],
+            coef[1],
+        )
+        spiking_rows[n_pre, BLOCK](
+            w,
+            pre_d[t],
+            post_d[t],
+            s.x_pre,
+            s.x_post,
+            s.x_pre_synced,
+            s.row_step,
+            s.ring_post,
+            s.ring_count,
+            s.mask,
+            step_no,
+            coef,
+        )
         if step_no - s.clock[1] >= ring:
             _sync(w, _all_rows(s.x_pre.shape[0]), s, coef)
             s.clock[1] = step_no

@@ -34,8 +34,9 @@ def host(array: Any) -> np.ndarray:
 
 
 def _mask_entry(mask: Any) -> dict[str, np.ndarray]:
+    """{"mask": uint8 [n_pre, n_post]}, or nothing when every synapse is plastic."""
     mask = host(mask)
-    return {} if mask.shape[0] == 1 else {"mask": mask.astype(np.uint8)}
+    return {} if np.all(mask != 0) else {"mask": mask.astype(np.uint8)}
 
 
 def _vector(data: Mapping[str, Any], key: str, dtype: type) -> np.ndarray:
@@ -66,9 +67,10 @@ def timing_from_dict(data: Mapping[str, Any]) -> TimingState:
     x_post = _vector(data, "x_post", np.float32)
     step = _step(data)
     state = new_timing_state(
-        x_pre.shape[0], x_post.shape[0],
+        x_pre.shape[0],
+        x_post.shape[0],
         connectivity_mask(data.get("mask"), x_pre.shape[0], x_post.shape[0]),
-    )  # fmt: skip
+    )
     state.x_pre[:] = x_pre
     state.x_post[:] = x_post
     state.x_pre_synced[:] = x_pre

@@ -14,6 +14,7 @@ where `mi = i` for a full mask and `mi = 0` for the all-ones row meaning "fully 
 
 from __future__ import annotations
 
+from numba import float32
 from numba.extending import register_jitable
 
 # ----------------------------------------------------------------------------- per synapse
@@ -64,6 +65,17 @@ def bounded_weight(w, dw, w_min, w_max, max_dw):
 
 
 @register_jitable(inline="always")
+def masked(new, old, flag):
+    """`new` on a plastic synapse (flag 1), `old` on a masked one (flag 0).
+
+    Written as new * m + old * (1 - m) rather than a branch so that row loops vectorise;
+    exact for finite values (x * 1 + y * 0 == x).
+    """
+    m = float32(flag)
+    return new * m + old * (float32(1.0) - m)
+
+
+@register_jitable(inline="always")
 def oja_increment(w, x_pre, y_post, learning_rate):
     """Oja (1982): dw = eta * y * (x - y * w)."""
     return learning_rate * y_post * (x_pre - y_post * w)
@@ -82,8 +94,21 @@ def mask_row(mask, i):
 
 @register_jitable(inline="always")
 def stdp_row_on_pre_spike(
-    w, i, mask, mi, post_spikes, x_pre_i, x_post, a_plus, a_minus, w_min, w_max, max_dw, soft,
-    start, stride,
+    w,
+    i,
+    mask,
+    mi,
+    post_spikes,
+    x_pre_i,
+    x_post,
+    a_plus,
+    a_minus,
+    w_min,
+    w_max,
+    max_dw,
+    soft,
+    start,
+    stride,
 ):
     """One step of pair STDP on row i, whose pre neuron spiked this step.
 
@@ -95,14 +120,26 @@ def stdp_row_on_pre_spike(
         dw = potentiation(old, x_pre_i, a_plus, w_max, soft) * post_spikes[j] - depression(
             old, x_post[j], a_minus, w_min, soft
         )
-        new = bounded_weight(old, dw, w_min, w_max, max_dw)
-        w[i, j] = new if mask[mi, j] != 0 else old
+        w[i, j] = masked(bounded_weight(old, dw, w_min, w_max, max_dw), old, mask[mi, j])
 
 
 @register_jitable(inline="always")
 def stdp_row_from_ring(
-    w, i, mask, mi, ring_post, slot, count, x_pre_i, a_plus, w_min, w_max, max_dw, soft,
-    start, stride,
+    w,
+    i,
+    mask,
+    mi,
+    ring_post,
+    slot,
+    count,
+    x_pre_i,
+    a_plus,
+    w_min,
+    w_max,
+    max_dw,
+    soft,
+    start,
+    stride,
 ):
     """Deferred LTP of one past step on row i: the post spikes stored in ring slot `slot`.
 
@@ -119,8 +156,22 @@ def stdp_row_from_ring(
 
 @register_jitable(inline="always")
 def eligibility_row_on_pre_spike(
-    e, w, i, mask, mi, post_spikes, x_pre_i, x_post, row_decay, a_plus, a_minus, w_min, w_max,
-    soft, start, stride,
+    e,
+    w,
+    i,
+    mask,
+    mi,
+    post_spikes,
+    x_pre_i,
+    x_post,
+    row_decay,
+    a_plus,
+    a_minus,
+    w_min,
+    w_max,
+    soft,
+    start,
+    stride,
 ):
     """Row i of the eligibility at a pre spike: e <- row_decay * e + STDP(this step).
 
@@ -132,22 +183,39 @@ def eligibility_row_on_pre_spike(
         stdp = potentiation(old, x_pre_i, a_plus, w_max, soft) * post_spikes[j] - depression(
             old, x_post[j], a_minus, w_min, soft
         )
-        if mask[mi, j] != 0:
-            e[i, j] = e[i, j] * row_decay + stdp
-        else:
-            e[i, j] = 0.0
+        e[i, j] = (e[i, j] * row_decay + stdp) * float32(mask[mi, j])  # masked: stays 0
 
 
 @register_jitable(inline="always")
 def eligibility_row_from_ring(
-    e, w, i, mask, mi, ring_post, slot, count, x_pre_i, factor, a_plus, w_max, soft,
-    start, stride,
+    e,
+    w,
+    i,
+    mask,
+    mi,
+    ring_post,
+    slot,
+    count,
+    x_pre_i,
+    factor,
+    a_plus,
+    w_max,
+    soft,
+    start,
+    stride,
 ):
     """Deferred LTP of one past step into row i of the eligibility, decayed by `factor`."""
-    for k in range(start, count, stride):
-        j = ring_post[slot, k]
-        if mask[mi, j] != 0:
-            e[i, j] += factor * potentiation(w[i, j], x_pre_i, a_plus, w_max, soft)
+    if soft == 0.0:  # additive: the same increment for every synapse of the row
+        increment = factor * potentiation(float32(0.0), x_pre_i, a_plus, w_max, soft)  # w unused
+        for k in range(start, count, stride):
+            j = ring_post[slot, k]
+            if mask[mi, j] != 0:
+                e[i, j] += increment
+    else:
+        for k in range(start, count, stride):
+            j = ring_post[slot, k]
+            if mask[mi, j] != 0:
+                e[i, j] += factor * potentiation(w[i, j], x_pre_i, a_plus, w_max, soft)
 
 
 @register_jitable(inline="always")
@@ -172,8 +240,7 @@ def reward_row(w, e, i, mask, mi, scale, w_min, w_max, start, stride):
     """Row i of a reward: w <- clamp(w + scale * e) on plastic synapses."""
     for j in range(start, w.shape[1], stride):
         old = w[i, j]
-        new = clamp(old + scale * e[i, j], w_min, w_max)
-        w[i, j] = new if mask[mi, j] != 0 else old
+        w[i, j] = masked(clamp(old + scale * e[i, j], w_min, w_max), old, mask[mi, j])
 
 
 @register_jitable(inline="always")
@@ -192,8 +259,10 @@ def oja_row(w, i, mask, mi, x_pre_i, y_post, learning_rate, scale, w_min, w_max,
     """Row i of an Oja update: w <- clamp(w + scale * dw) on plastic synapses."""
     for j in range(start, w.shape[1], stride):
         old = w[i, j]
-        new = clamp(old + scale * oja_increment(old, x_pre_i, y_post[j], learning_rate), w_min, w_max)
-        w[i, j] = new if mask[mi, j] != 0 else old
+        new = clamp(
+            old + scale * oja_increment(old, x_pre_i, y_post[j], learning_rate), w_min, w_max
+        )
+        w[i, j] = masked(new, old, mask[mi, j])
 
 
 @register_jitable(inline="always")

@@ -1,1 +1,61 @@
-"""Plastic adapters, their sites on the backbone, rewards and the online-learning engine."""
+"""Plastic adapters on the frozen backbone, their rewards and the online-learning engine.
+
+    from plastic.plasticity import AdapterConfig, attach
+    plastic = attach(backbone, AdapterConfig(kind="readout", rule="rstdp"))
+    conv = Conversation(plastic)                  # runs like the backbone, learning per token
+    engine = plastic.engine
+    engine.begin_turn()
+    engine.observe(conv, "The zorblat of Quimby is teal.\\n\\n")   # learn (surprise reward)
+    with engine.generating():
+        reply = [t for t in conv.generate(100)]  # eligibility from the model's own tokens
+    report = engine.end_turn()                   # update cap + drift guard; report.events
+    engine.feedback(+1)                          # /good
+    engine.undo()                                # bit-identical weights of the turn before
+    engine.score("The zorblat of Quimby is teal.")   # bits/byte, learns nothing
+    plastic.save("adapters/quimby")              # adapter_config.json + adapter_model.safetensors
+    again = PlasticModel.from_pretrained(backbone, "adapters/quimby")
+
+Modules (one job each): `config` (AdapterConfig, GuardConfig), `targeting` (which sites),
+`readout` / `residual` (the adapter kinds), `synapses` (weights + rule + snapshots),
+`kernels` (Numba per-token kernels), `adapter` (a named adapter), `model` (PlasticModel:
+the wrapper and the per-token learning order), `engine` (turns, guards, undo, feedback,
+stats), `adapter_io` (save/load), `reward_*` (reward plugins and their registry),
+`plugins` (the generic plugin registry), `probe` (the drift guard's text), `bench`
+(tokens/s with and without learning).
+
+When learning happens and from what signal is documented in `plastic.plasticity.engine`;
+the exact per-token order in `plastic.plasticity.model`.
+"""
+
+from plastic.plasticity.adapter import Adapter
+from plastic.plasticity.config import AdapterConfig, GuardConfig, default_rule_params
+from plastic.plasticity.engine import GuardEvent, LearningEngine, TurnReport
+from plastic.plasticity.model import PlasticModel, attach
+from plastic.plasticity.reward_callback import callback_reward
+from plastic.plasticity.reward_protocol import REWARD_API_VERSION, RewardSource, TokenEvent
+from plastic.plasticity.reward_registry import (
+    get_reward,
+    register_reward,
+    reward_names,
+    unregister_reward,
+)
+
+__all__ = [
+    "REWARD_API_VERSION",
+    "Adapter",
+    "AdapterConfig",
+    "GuardConfig",
+    "GuardEvent",
+    "LearningEngine",
+    "PlasticModel",
+    "RewardSource",
+    "TokenEvent",
+    "TurnReport",
+    "attach",
+    "callback_reward",
+    "default_rule_params",
+    "get_reward",
+    "register_reward",
+    "reward_names",
+    "unregister_reward",
+]

@@ -4,7 +4,7 @@
 eligibility. This is the distal-reward problem (Izhikevich 2007, Cereb. Cortex 17:2443):
 the reward arrives after the reply, and only the synapses still tagged by the eligibility
 trace are credited, each in proportion to its tag. A tag decays by exp(-1/tau_eligibility)
-per rule step (the readout adapter takes T + 1 steps per token), so the reply's last tokens
+per rule step (the readout adapter takes T + 2 steps per token), so the reply's last tokens
 are credited most and tokens more than a few tau_eligibility steps back hardly at all.
 
 A reply can be credited once: feedback arms when the model generates a token and disarms

@@ -12,7 +12,9 @@ positive reward and any other token gives none: "learn what surprises you". As a
 fact is learnt it stops being surprising and its reward falls to zero by itself. sign -1
 rewards predictable text instead; a negative floor lets easy tokens depress the weights.
 No reward during the first `warmup` observed tokens (the statistics are not yet
-meaningful) and a reward of exactly 0 is no reward event.
+meaningful), none for a token predicted with p > 2^-min_bits (by default 1/2: it is no
+surprise in absolute terms, however hard the rest of the stream is, so learning a
+repeated text stops once it is known), and a reward of exactly 0 is no reward event.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Params(RuleParams):
     clip: float = param(3.0, unit="std", doc="|z| is capped here")
     floor: float = param(0.0, unit="reward", doc="rewards below are raised to it (-inf: none)")
     min_std: float = param(0.25, unit="bits", doc="lower bound of sigma (avoids huge z)")
+    min_bits: float = param(
+        1.0, unit="bits", doc="tokens predicted better than this (p > 2^-min_bits) give none"
+    )
 
     def __post_init__(self) -> None:
         owner = "surprise.Params"
@@ -52,6 +57,10 @@ class Params(RuleParams):
         require(self.tau >= 1.0, f"{owner}.tau must be >= 1 token, got {self.tau!r}")
         require(self.warmup >= 0, f"{owner}.warmup must be >= 0, got {self.warmup!r}")
         require(not math.isnan(self.floor), f"{owner}.floor must be a number")
+        require(
+            math.isfinite(self.min_bits) and self.min_bits >= 0,
+            f"{owner}.min_bits must be >= 0, got {self.min_bits!r}",
+        )
 
 
 class State(NamedTuple):
@@ -82,7 +91,7 @@ def on_token(event: TokenEvent, state: State, params: Params) -> tuple[float | N
         return None, state
     bits = event.bits
     reward = None
-    if state.count >= params.warmup:
+    if state.count >= params.warmup and bits >= params.min_bits:
         sigma = max(math.sqrt(state.var), params.min_std)
         z = params.sign * (bits - state.mean) / sigma
         value = params.scale * min(max(z, -params.clip), params.clip)

@@ -106,7 +106,9 @@ def row_indices(rows: Any, n_pre: int) -> np.ndarray:
         raise RuleError(f"rows must be indices or a selection vector, got dtype {array.dtype}")
     indices = array.astype(np.int64).reshape(-1)
     if indices.size and (indices.min() < 0 or indices.max() >= n_pre):
-        raise RuleError(f"row indices must lie in [0, {n_pre}), got {indices.min()}..{indices.max()}")
+        raise RuleError(
+            f"row indices must lie in [0, {n_pre}), got {indices.min()}..{indices.max()}"
+        )
     return np.unique(indices)
 
 

@@ -46,9 +46,7 @@ class Learner:
         self.backend = backend
         n_pre, n_post = _shape(weights)
         _check_in_bounds(weights, mask, self.params)
-        self.state = self.rule.init_state(
-            n_pre, n_post, self.params, backend=backend, mask=mask
-        )
+        self.state = self.rule.init_state(n_pre, n_post, self.params, backend=backend, mask=mask)
         if flush_every is not None and flush_every < 1:
             raise RuleError(f"flush_every must be >= 1, got {flush_every}")
         self.flush_every = flush_every
@@ -91,7 +89,8 @@ class Learner:
         """Advance one step ([n] spikes) or several ([T, n])."""
         self.weights, self.state = self.rule.step(pre, post, self.weights, self.state, self.params)
         if self.flush_every is not None:
-            self._since_flush += int(np.ndim(pre) == 2 and np.shape(pre)[0]) or 1
+            shape = np.shape(pre)
+            self._since_flush += int(shape[0]) if len(shape) == 2 else 1
             if self._since_flush >= self.flush_every:
                 self.flush()
 
@@ -124,7 +123,9 @@ class Learner:
     def load_state_dict(self, saved: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned (same rule; any backend)."""
         if saved.get("rule") != self.rule.name:
-            raise RuleError(f"saved state is for rule {saved.get('rule')!r}, not {self.rule.name!r}")
+            raise RuleError(
+                f"saved state is for rule {saved.get('rule')!r}, not {self.rule.name!r}"
+            )
         self.params = self.rule.params_from_dict(saved.get("params", {}))
         self.state = self.rule.state_from_dict(saved["state"], backend=self.backend)
         self._since_flush = 0

@@ -89,9 +89,7 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> Any:
             return float(value)
     elif isinstance(default, str) and isinstance(value, str):
         return value
-    raise RuleError(
-        f"{owner}.{spec.name} must be a {type(default).__name__}, got {value!r}"
-    )
+    raise RuleError(f"{owner}.{spec.name} must be a {type(default).__name__}, got {value!r}")
 
 
 def require(condition: bool, message: str) -> None:

@@ -6,8 +6,10 @@ immutable records. On the hot paths the *arrays inside* the records (and the wei
 updated in place, and the same records are returned: treat the inputs as consumed.
 
 Weights are float32, pre-major: `weights[i, j]` is the synapse from presynaptic neuron i
-to postsynaptic neuron j. Every rule keeps them in `[params.w_min, params.w_max]` and caps
-the size of its updates (each rule documents which norm), so callers never need to.
+to postsynaptic neuron j. Every rule keeps them in `[params.w_min, params.w_max]` (they
+must start there) and caps the size of its updates (each rule documents which norm), so
+callers never need to. Rules may defer work (event-driven kernels do): call `flush` before
+reading weights densely or saving the state.
 """
 
 from __future__ import annotations
@@ -49,8 +51,12 @@ class LearningRule(Protocol):
         """Apply a reward (third factor) to the weights; returns (weights, state)."""
         ...
 
-    def flush(self, weights: Any, state: Any, params: Any) -> Any:
-        """Apply deferred work so weights and state are exact; returns (weights, state)."""
+    def flush(self, weights: Any, state: Any, params: Any, rows: Any = ...) -> Any:
+        """Apply deferred work so weights and state are exact; returns (weights, state).
+
+        With `rows` (indices, or a selection vector such as this step's pre spikes) only
+        those weight rows need to become exact: what a spiking forward pass reads.
+        """
         ...
 
     def state_to_dict(self, state: Any) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def to_dict(state: HebbReferenceState) -> dict[str, np.ndarray]:
         "rate_post": state.rate_post.cpu().numpy().copy(),
         "step": np.array([state.step], np.int64),
     }
-    if state.mask is not None:
+    if state.mask is not None and not bool(state.mask.all()):
         data["mask"] = state.mask.cpu().numpy().astype(np.uint8)
     return data
 

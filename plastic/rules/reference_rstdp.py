@@ -112,7 +112,7 @@ def to_dict(state: RstdpReferenceState) -> dict[str, np.ndarray]:
         "eligibility": state.eligibility.cpu().numpy().copy(),
         "baseline": np.array([state.baseline, state.rewards_seen], np.float64),
     }
-    if state.mask is not None:
+    if state.mask is not None and not bool(state.mask.all()):
         data["mask"] = state.mask.cpu().numpy().astype(np.uint8)
     return data
 

@@ -55,7 +55,9 @@ def mask_tensor(mask: Any, n_pre: int, n_post: int, device: Any = None) -> torch
     return torch.from_numpy(connectivity_mask(mask, n_pre, n_post).astype(bool)).to(device)
 
 
-def spike_steps(spikes: Any, n: int, what: str, device: Any, steps: int | None = None) -> torch.Tensor:
+def spike_steps(
+    spikes: Any, n: int, what: str, device: Any, steps: int | None = None
+) -> torch.Tensor:
     """Spikes [n] or [T, n] as float32 0/1 tensor [T, n] (nonzero = spike)."""
     from plastic.rules.backends import spikes_as_steps
 
@@ -153,7 +155,7 @@ def to_dict(state: StdpReferenceState) -> dict[str, np.ndarray]:
         "x_post": state.x_post.cpu().numpy().copy(),
         "step": np.array([state.step], np.int64),
     }
-    if state.mask is not None:
+    if state.mask is not None and not bool(state.mask.all()):
         data["mask"] = state.mask.cpu().numpy().astype(np.uint8)
     return data
 

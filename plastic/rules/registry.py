@@ -171,9 +171,7 @@ def load_all() -> list[tuple[RuleSource, LearningRule]]:
     return loaded
 
 
-def register_rule(
-    rule: T | None = None, *, name: str | None = None, replace: bool = False
-) -> Any:
+def register_rule(rule: T | None = None, *, name: str | None = None, replace: bool = False) -> Any:
     """Register a rule object in this process (tests, notebooks). Usable as a decorator.
 
     `@register_rule` on a class (or a module object) makes `get_rule(rule.name)` return it.

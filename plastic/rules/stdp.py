@@ -68,10 +68,14 @@ class Params(RuleParams):
     tau_pre: float = param(20.0, unit="steps", doc="decay time of the presynaptic trace x_pre")
     tau_post: float = param(20.0, unit="steps", doc="decay time of the postsynaptic trace x_post")
     a_plus: float = param(
-        0.005, unit="weight/spike", doc="LTP per post spike per unit of x_pre (x (w_max-w) if mult.)"
+        0.005,
+        unit="weight/spike",
+        doc="LTP per post spike per unit of x_pre (x (w_max-w) if mult.)",
     )
     a_minus: float = param(
-        0.00525, unit="weight/spike", doc="LTD per pre spike per unit of x_post (x (w-w_min) if mult.)"
+        0.00525,
+        unit="weight/spike",
+        doc="LTD per pre spike per unit of x_post (x (w-w_min) if mult.)",
     )
     weight_dependence: str = param(
         "additive",

@@ -84,14 +84,25 @@ def test_non_contiguous_inputs(case: str, rng: np.random.Generator) -> None:
     assert not weights.flags.c_contiguous
     pre = wide_pre[:, ::2]  # every other column: a strided view
     contiguous = run_rule(
-        name, params, "torch", np.ascontiguousarray(pre), post, np.ascontiguousarray(weights),
+        name,
+        params,
+        "torch",
+        np.ascontiguousarray(pre),
+        post,
+        np.ascontiguousarray(weights),
         rewards=REWARDS,
-    )  # fmt: skip
+    )
     for backend in ("torch", "numba"):
         result = run_rule(
-            name, params, backend, pre, torch.from_numpy(post), weights, rewards=REWARDS,
+            name,
+            params,
+            backend,
+            pre,
+            torch.from_numpy(post),
+            weights,
+            rewards=REWARDS,
             to_weights=lambda a: np.asarray(np.ascontiguousarray(a.T).T),
-        )  # fmt: skip
+        )
         assert_same_run(contiguous, result)
 
 

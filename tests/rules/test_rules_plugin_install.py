@@ -107,9 +107,18 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (source / "plastic_toy_rule" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
     target = root / "site"
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-        "--no-build-isolation", "--target", str(target), str(source),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-index",
+        "--no-build-isolation",
+        "--target",
+        str(target),
+        str(source),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (target / "plastic_toy_rule").is_dir()
@@ -126,8 +135,11 @@ def _env(site: Path, **extra: str) -> dict[str, str]:
 def test_installed_plugin_is_discovered_and_runs(installed_plugin: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", USE_PLUGIN],
-        capture_output=True, text=True, timeout=300, env=_env(installed_plugin),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(installed_plugin),
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["origin"] == "plastic-toy-rule 0.0.1"
@@ -145,9 +157,11 @@ def test_plastic_rules_lists_the_plugin(installed_plugin: Path) -> None:
     assert sorted(listed) == ["hebb", "rstdp", "stdp", "toyhebb"]
     assert listed["toyhebb"]["origin"] == "plastic-toy-rule 0.0.1"
     assert listed["toyhebb"]["params"][0] == {
-        "name": "rate", "default": 0.1, "unit": "weight/spike^2",
+        "name": "rate",
+        "default": 0.1,
+        "unit": "weight/spike^2",
         "doc": "decrease per coincident pair",
-    }  # fmt: skip
+    }
 
 
 def test_autoload_can_be_turned_off(installed_plugin: Path) -> None:

@@ -1,0 +1,267 @@
+"""Saving and loading adapters: `adapter_config.json` + `adapter_model.safetensors` (PEFT layout).
+
+One adapter per directory; `PlasticModel.save(dir)` writes the "default" adapter into
+`dir` and any other adapter into `dir/<name>/`. The JSON holds the format version, the
+plastic version, the adapter's config with its *effective* rule and reward parameters,
+the backbone's content hash, the sites hit and the counters. The safetensors file holds,
+as plain arrays (nothing is pickled):
+
+    sites.<site>.weights            float32 [n_pre, n_post]   the plastic weights
+    sites.<site>.rule.<key>         the rule's state (traces, eligibility, baseline, step)
+    sites.<site>.projection         residual adapters: the fixed output projection
+    rewards.<source>.<key>          reward sources' states (e.g. surprise statistics)
+    rng.pcg64                       uint64 [6]: the adapter's RNG state
+
+so a loaded adapter keeps learning exactly where it stopped. Loading onto another
+backbone, a corrupt file or arrays of the wrong shape raise a one-line CheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from plastic import __version__
+from plastic.errors import CheckpointError, ConfigError, PlasticError
+from plastic.plasticity.adapter import Adapter, AdapterCounters
+from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
+from plastic.plasticity.residual import ResidualLayer
+from plastic.rules import RULE_API_VERSION
+
+if TYPE_CHECKING:
+    from plastic.plasticity.model import PlasticModel
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+FORMAT = "plastic-adapter"
+DEFAULT_NAME = "default"
+_MASK64 = (1 << 64) - 1
+
+
+def rng_to_array(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's full state as uint64 [state_hi, state_lo, inc_hi, inc_lo, has, u]."""
+    st = rng.bit_generator.state
+    if st.get("bit_generator") != "PCG64":
+        raise ConfigError(f"cannot save RNG {st.get('bit_generator')!r} (PCG64 only)")
+    s, inc = int(st["state"]["state"]), int(st["state"]["inc"])
+    values = [s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, st["has_uint32"], st["uinteger"]]
+    return np.array(values, dtype=np.uint64)
+
+
+def rng_from_array(array: np.ndarray) -> np.random.Generator:
+    """Inverse of `rng_to_array`."""
+    v = [int(x) for x in np.asarray(array, dtype=np.uint64).reshape(-1)]
+    if len(v) != 6:
+        raise CheckpointError(f"RNG state must hold 6 numbers, got {len(v)}")
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (v[0] << 64) | v[1], "inc": (v[2] << 64) | v[3]},
+        "has_uint32": v[4],
+        "uinteger": v[5],
+    }
+    return rng
+
+
+def adapter_directory(root: Path, name: str) -> Path:
+    return root if name == DEFAULT_NAME else root / name
+
+
+def save_adapters(model: PlasticModel, directory: str | Path) -> list[Path]:
+    """Write every adapter of `model` under `directory`; returns the folders written."""
+    if not model.adapters:
+        raise ConfigError("no adapter is attached: nothing to save")
+    root = Path(directory)
+    written = []
+    for name, adapter in model.adapters.items():
+        out = adapter_directory(root, name)
+        write_adapter(model, adapter, out)
+        written.append(out)
+    return written
+
+
+def write_adapter(model: PlasticModel, adapter: Adapter, out: Path) -> None:
+    """Write one adapter's config and arrays into `out` (created), atomically per file."""
+    out.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, np.ndarray] = {}
+    rule_params = None
+    for site, layer in adapter.layers.items():
+        syn = layer.synapses
+        tensors[f"sites.{site}.weights"] = np.ascontiguousarray(syn.weights.copy())
+        for key, value in syn.state_arrays().items():
+            tensors[f"sites.{site}.rule.{key}"] = np.ascontiguousarray(value)
+        if isinstance(layer, ResidualLayer):
+            tensors[f"sites.{site}.projection"] = layer.projection
+        rule_params = syn.params.to_dict()
+    for key, value in adapter.rewards.state_arrays().items():
+        tensors[f"rewards.{key}"] = np.ascontiguousarray(value)
+    tensors["rng.pcg64"] = rng_to_array(adapter.rng)
+    config = adapter.config.to_dict()
+    config["rule_params"] = rule_params or {}
+    config["reward_params"] = adapter.rewards.params_dict()
+    info = model.config
+    doc = {
+        "format": FORMAT,
+        "format_version": ADAPTER_FORMAT_VERSION,
+        "plastic_version": __version__,
+        "name": adapter.name,
+        "enabled": adapter.enabled,
+        "config": config,
+        "rule": {"name": adapter.config.rule, "api_version": RULE_API_VERSION},
+        "backbone": {
+            "content_hash": model.backbone_hash,
+            "name": info.name,
+            "vocab_size": info.vocab_size,
+        },
+        "sites": adapter.sites,
+        "counters": adapter.counters.to_dict(),
+        "guards": model.guards.to_dict(),
+    }
+    meta = {"format": FORMAT, "backbone_hash": model.backbone_hash}
+    tmp = out / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, out / WEIGHTS_FILE)
+    tmp_cfg = out / (CONFIG_FILE + ".tmp")
+    tmp_cfg.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp_cfg, out / CONFIG_FILE)
+
+
+def find_adapter_dirs(directory: str | Path) -> list[Path]:
+    """`directory` itself if it holds an adapter, then its subfolders that do."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise CheckpointError(f"{root}: no such adapter directory")
+    found = [root] if (root / CONFIG_FILE).is_file() else []
+    found += sorted(p for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
+    if not found:
+        raise CheckpointError(f"{root}: not an adapter directory (no {CONFIG_FILE})")
+    return found
+
+
+def read_adapter_config(directory: Path) -> dict[str, Any]:
+    """Read and check one adapter_config.json (CheckpointError with one line on any problem)."""
+    path = directory / CONFIG_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory}: not an adapter directory (no {CONFIG_FILE})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt adapter config ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a plastic adapter config")
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or version > ADAPTER_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {version!r} is newer than this plastic understands "
+            f"({ADAPTER_FORMAT_VERSION}); upgrade plastic"
+        )
+    for key in ("name", "config", "backbone", "sites"):
+        if key not in doc:
+            raise CheckpointError(f"{path}: adapter config lacks {key!r}")
+    return doc
+
+
+def load_adapters(model: PlasticModel, directory: str | Path, *, replace: bool = False) -> list[str]:
+    """Load every adapter found in `directory` onto `model`; returns their names."""
+    docs = [(d, read_adapter_config(d)) for d in find_adapter_dirs(directory)]
+    for d, doc in docs:  # check every backbone before attaching anything
+        check_backbone(model, d, doc)
+    names = []
+    for d, doc in docs:
+        names.append(load_adapter(model, d, doc, replace=replace))
+    return names
+
+
+def check_backbone(model: PlasticModel, directory: Path, doc: dict[str, Any]) -> None:
+    """CheckpointError unless the adapter was saved on this very backbone."""
+    backbone = doc.get("backbone") or {}
+    saved = str(backbone.get("content_hash", ""))
+    if saved != model.backbone_hash:
+        raise CheckpointError(
+            f"{directory}: this adapter was trained on backbone {saved[:12] or '?'} "
+            f"({backbone.get('name', '?')}), not on the loaded model {model.backbone_hash[:12]} "
+            f"({model.config.name}); load it onto the backbone it was saved from"
+        )
+
+
+def load_adapter(
+    model: PlasticModel, directory: Path, doc: dict[str, Any], *, replace: bool = False
+) -> str:
+    """Attach the adapter saved in `directory` (described by `doc`) to `model`."""
+    name = str(doc["name"])
+    if name in model.adapters:
+        if not replace:
+            raise CheckpointError(f"{directory}: an adapter named {name!r} is already attached")
+        model.delete_adapter(name)
+    try:
+        config = AdapterConfig.from_dict(doc["config"])
+    except PlasticError as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: missing {WEIGHTS_FILE}")
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt adapter weights ({exc})") from None
+    try:
+        adapter = model.add_adapter(name, config)
+    except PlasticError as exc:
+        raise CheckpointError(f"{directory}: {exc}") from None
+    try:
+        _fill_adapter(adapter, doc, arrays, path)
+    except Exception:
+        model.delete_adapter(name)
+        raise
+    return name
+
+
+def _fill_adapter(adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> None:
+    if list(doc["sites"]) != adapter.sites:
+        raise CheckpointError(
+            f"{path}: saved for sites {doc['sites']}, but its config hits {adapter.sites} here"
+        )
+    for site, layer in adapter.layers.items():
+        prefix = f"sites.{site}."
+        weights = _array(arrays, prefix + "weights", layer.weights.shape, np.float32, path)
+        rule_state = {
+            key[len(prefix + "rule.") :]: value
+            for key, value in arrays.items()
+            if key.startswith(prefix + "rule.")
+        }
+        try:
+            layer.synapses.load(weights, rule_state)
+        except PlasticError as exc:
+            raise CheckpointError(f"{path}: rule state of site {site!r} is bad ({exc})") from None
+        except (KeyError, ValueError, IndexError) as exc:
+            raise CheckpointError(f"{path}: rule state of site {site!r} is bad ({exc})") from None
+        if isinstance(layer, ResidualLayer):
+            layer.projection[...] = _array(
+                arrays, prefix + "projection", layer.projection.shape, np.float32, path
+            )
+    rewards = {k[len("rewards.") :]: v for k, v in arrays.items() if k.startswith("rewards.")}
+    adapter.rewards.load_state_arrays(rewards)
+    if "rng.pcg64" in arrays:
+        adapter.rng = rng_from_array(arrays["rng.pcg64"])
+    adapter.counters = AdapterCounters.from_dict(dict(doc.get("counters") or {}))
+    adapter.enabled = bool(doc.get("enabled", True))
+
+
+def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: type, path: Path) -> np.ndarray:  # noqa: E501
+    if key not in arrays:
+        raise CheckpointError(f"{path}: missing array {key!r}")
+    value = arrays[key]
+    if value.shape != tuple(shape) or value.dtype != dtype:
+        raise CheckpointError(
+            f"{path}: {key} has shape {list(value.shape)} ({value.dtype}), "
+            f"this model needs {list(shape)} ({np.dtype(dtype)})"
+        )
+    if not np.all(np.isfinite(value)):
+        raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+    return value

@@ -1,0 +1,131 @@
+"""Tokens/s with learning on vs off, measured in the same run (`plastic bench chat --learn`).
+
+One backbone, three ways of running it, interleaved `repeats` times so that a change of
+machine load hits all alike: the bare backbone ("backbone"), the adapters attached with
+learning off ("frozen"), and learning on ("learning"). For each, the median tokens/s of
+generating `tokens` tokens (the chat's reply path: eligibility steps per token) and of
+observing `tokens` tokens token by token (the user-turn path: rule step + surprise
+reward per token). All runs start from the same conversation snapshot, and every
+learning run starts from the same adapter weights, so each measures the same work.
+
+ratio = learning / frozen (the cost of learning itself; >= 0.9 wanted), and
+overhead_vs_backbone = learning / backbone (the whole cost of the adapters).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from plastic.models.generate import Conversation, Sampling
+from plastic.models.spiking_lm import SpikingLM
+from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.model import PlasticModel
+
+MIN_RATIO = 0.9
+TEXT = (
+    b"It was a bright cold day in April, and the clocks were striking thirteen. The old "
+    b"house stood at the end of the lane, its windows dark, and nobody in the village "
+    b"could remember who had lived there last.\n\n"
+)
+
+
+@dataclass(frozen=True)
+class LearnBenchConfig:
+    """What to measure: tokens per timed run, timed runs, the adapter, the sampler."""
+
+    tokens: int = 200
+    repeats: int = 5
+    prefill: int = 100
+    seed: int = 0
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    sampling: Sampling = Sampling(temperature=0.8, top_k=40)
+
+
+def _observe_text(n: int) -> bytes:
+    return (TEXT * (n // len(TEXT) + 1))[:n]
+
+
+def _timed(
+    conv: Conversation, plastic: PlasticModel | None, mode: str, cfg: LearnBenchConfig
+) -> float:
+    """Tokens/s of one run: "generate" (sampled reply) or "observe" (token-by-token feed)."""
+    t0 = time.perf_counter()
+    if mode == "generate":
+        gen = conv.generate(cfg.tokens, cfg.sampling, stop=None)
+        for _ in gen:
+            pass
+        n = len(gen.tokens)
+    elif plastic is None:
+        n = conv.feed(_observe_text(cfg.tokens), token_by_token=True).tokens
+    else:
+        with plastic.observing():
+            n = conv.feed(_observe_text(cfg.tokens), token_by_token=True).tokens
+    seconds = time.perf_counter() - t0
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def run_learn_bench(model: SpikingLM, cfg: LearnBenchConfig | None = None) -> dict[str, Any]:
+    """Measure tokens/s of the backbone, adapters frozen and adapters learning; see module doc."""
+    cfg = cfg or LearnBenchConfig()
+    if cfg.tokens < 1 or cfg.repeats < 1:
+        raise ValueError("tokens and repeats must be >= 1")
+    plastic = PlasticModel(model)
+    plastic.add_adapter("bench", cfg.adapter)
+    engine = plastic.engine
+    conv = Conversation(plastic, seed=cfg.seed)
+    conv.feed(_observe_text(cfg.prefill))
+    start = conv.snapshot()
+    weights = engine.snapshot()  # every learning run starts from these weights
+
+    def run(how: str, mode: str) -> float:
+        conv.restore(start)
+        conv.generator.manual_seed(cfg.seed)
+        plastic.forget_context()
+        if how == "backbone":
+            with plastic.disable_adapter():
+                return _timed(conv, None, mode, cfg)
+        engine.restore(weights)
+        plastic.learning = how == "learning"
+        try:
+            return _timed(conv, plastic, mode, cfg)
+        finally:
+            plastic.learning = True
+
+    hows, modes = ("backbone", "frozen", "learning"), ("generate", "observe")
+    for how in hows:  # warm-up: first calls compile kernels and allocate
+        for mode in modes:
+            run(how, mode)
+    runs: dict[str, dict[str, list[float]]] = {m: {h: [] for h in hows} for m in modes}
+    for _ in range(cfg.repeats):
+        for mode in modes:
+            for how in hows:
+                runs[mode][how].append(run(how, mode))
+    engine.restore(weights)
+    result: dict[str, Any] = {}
+    for mode in modes:
+        median = {how: statistics.median(values) for how, values in runs[mode].items()}
+        ratio = median["learning"] / median["frozen"]
+        result[mode] = {
+            "tokens_per_s": median,
+            "runs_tokens_per_s": runs[mode],
+            "ratio": ratio,
+            "overhead_vs_backbone": median["learning"] / median["backbone"],
+            "ok": ratio >= MIN_RATIO,
+        }
+    result.update(
+        {
+            "min_ratio": MIN_RATIO,
+            "ok": all(result[m]["ok"] for m in modes),
+            "tokens": cfg.tokens,
+            "repeats": cfg.repeats,
+            "adapter": cfg.adapter.to_dict(),
+            "model": {"name": model.config.name, "parameters": model.num_parameters()},
+            "torch_threads": torch.get_num_threads(),
+        }
+    )
+    return result

@@ -1,0 +1,234 @@
+"""Small Numba kernels of the adapters' per-token path: spike packing, event-driven row sums,
+a LIF population, and a token's surprise. Pure functions over preallocated arrays.
+
+Spikes arrive from the backbone as float32 0/1 tensors [T, ..., n] (viewed, never copied,
+through `Tensor.numpy()`); the kernels read any strides.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numba
+import numpy as np
+from numba import njit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def prefer_workqueue_threading() -> None:
+    """Use Numba's "workqueue" threading layer unless the user chose one.
+
+    With the default choice Numba picks OpenMP, and after any parallel kernel (even one
+    run with one thread) its idle workers spin beside torch's own OpenMP threads: every
+    torch op of the process then runs ~100x slower on a 2-core machine (measured: 200
+    small torch ops 35 ms before, 3.2 s after one parallel Numba call). "workqueue" has
+    no spinning workers. Only effective before the first parallel kernel runs.
+    """
+    if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+prefer_workqueue_threading()
+
+# Numba threads for every rule/kernel call the adapters make. One token is ~0.1 ms of serial
+# work; a parallel region costs far more, and with Numba's OpenMP layer its idle workers
+# then spin and slow the whole process (measured on a loaded 2-core machine: a rule step
+# 18 ms instead of 0.4 ms, a probe 22 s instead of 0.7 s). None: leave Numba's setting.
+_kernel_threads: list[int | None] = [1]
+
+
+def set_kernel_threads(count: int | None) -> None:
+    """Numba threads used by the adapters' kernels (None: Numba's own setting)."""
+    if count is not None and count < 1:
+        raise ValueError("kernel threads must be >= 1 or None")
+    _kernel_threads[0] = count
+
+
+def get_kernel_threads() -> int | None:
+    return _kernel_threads[0]
+
+
+def with_kernel_threads(fn: F) -> F:
+    """Decorator: run `fn` inside `kernel_threads()`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _depth[0]:  # already inside: no context-manager overhead on the per-token path
+            return fn(*args, **kwargs)
+        with kernel_threads():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+_depth = [0]  # nesting of kernel_threads(): only the outermost one switches
+
+
+@contextmanager
+def kernel_threads() -> Iterator[None]:
+    """Run the block with the adapters' Numba thread count (restored afterwards)."""
+    wanted = _kernel_threads[0]
+    if _depth[0] or wanted is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    switch = wanted != previous
+    if switch:
+        numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
+    _depth[0] += 1
+    try:
+        yield
+    finally:
+        _depth[0] -= 1
+        if switch:
+            numba.set_num_threads(previous)
+
+
+@njit(cache=True)
+def pack_spikes(spikes, raster, counts, active):
+    """raster[t, i] = spikes[t, i] != 0 (uint8), counts[i] = spikes of i over the T steps,
+    active[:k] = indices with a spike; returns k. `raster` may be None-sized (0 rows): then
+    only counts and active are written."""
+    steps, n = spikes.shape
+    write = raster.shape[0] >= steps
+    k = 0
+    for i in range(n):
+        c = 0.0
+        for t in range(steps):
+            s = spikes[t, i] != 0.0
+            if write:
+                raster[t, i] = 1 if s else 0
+            if s:
+                c += 1.0
+        counts[i] = c
+        if c > 0.0:
+            active[k] = i
+            k += 1
+    return k
+
+
+@njit(cache=True)
+def sum_rows(weights, active, n_active, counts, gain, out):
+    """out = gain * sum_k counts[active[k]] * weights[active[k], :] (event-driven matvec)."""
+    out[:] = 0.0
+    for k in range(n_active):
+        i = active[k]
+        c = np.float32(gain * counts[i])
+        row = weights[i]
+        for j in range(out.shape[0]):
+            out[j] += c * row[j]
+
+
+@njit(cache=True)
+def sharpen(values, power, gain):
+    """values <- gain * sign(v) |v|^power in place (power 1: a plain scale)."""
+    if power == 1.0:
+        for j in range(values.shape[0]):
+            values[j] = gain * values[j]
+        return
+    for j in range(values.shape[0]):
+        v = values[j]
+        magnitude = abs(v) ** power
+        values[j] = gain * (magnitude if v >= 0 else -magnitude)
+
+
+@njit(cache=True)
+def strongest(values, threshold, out):
+    """Indices of the largest entries >= threshold, largest first, at most len(out); count."""
+    k = 0
+    last = np.inf
+    while k < out.shape[0]:
+        best, best_j = -np.inf, -1
+        for j in range(values.shape[0]):
+            v = values[j]
+            if v >= threshold and v > best and (v < last or (v == last and _after(out, k, j))):
+                best, best_j = v, j
+        if best_j < 0:
+            break
+        out[k] = best_j
+        last = best
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _after(out, k, j):
+    """True if index j is not among out[:k] (ties are taken in index order)."""
+    for m in range(k):
+        if out[m] >= j:
+            return False
+    return True
+
+
+@njit(cache=True)
+def lif_population(pre, weights, beta, threshold, mem, current, post, counts, active):
+    """Run `weights.shape[1]` LIF neurons over T steps driven by pre spikes [T, n_pre] (uint8).
+
+    The backbone's equations (reset by subtraction): U[t] = beta U[t-1] + I[t] - S[t-1] theta,
+    S[t] = H(U[t] - theta), U starts at 0 every token, I[t] = sum of the rows of the pre
+    neurons spiking at t. Writes post spikes [T, n_post] (uint8), their counts and the
+    indices of neurons that spiked (returned count).
+    """
+    steps, n_pre = pre.shape
+    n_post = weights.shape[1]
+    mem[:] = 0.0
+    for j in range(n_post):
+        counts[j] = 0.0
+    for t in range(steps):
+        current[:] = 0.0
+        for i in range(n_pre):
+            if pre[t, i] != 0:
+                row = weights[i]
+                for j in range(n_post):
+                    current[j] += row[j]
+        for j in range(n_post):
+            reset = threshold if (t > 0 and post[t - 1, j] != 0) else np.float32(0.0)
+            u = beta * mem[j] + current[j] - reset
+            mem[j] = u
+            spiked = u > threshold
+            post[t, j] = 1 if spiked else 0
+            if spiked:
+                counts[j] += 1.0
+    k = 0
+    for j in range(n_post):
+        if counts[j] > 0.0:
+            active[k] = j
+            k += 1
+    return k
+
+
+@njit(cache=True)
+def token_bits(logits, token):
+    """(-log2 p(token), p(token)) under softmax(logits), computed in float64."""
+    m = -np.inf
+    for j in range(logits.shape[0]):
+        if logits[j] > m:
+            m = logits[j]
+    total = 0.0
+    for j in range(logits.shape[0]):
+        total += math.exp(float(logits[j]) - m)
+    log_p = float(logits[token]) - m - math.log(total)
+    return -log_p / math.log(2.0), math.exp(log_p)
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) every kernel once, so the first token is not slow."""
+    spikes = np.zeros((2, 3), np.float32)
+    raster = np.zeros((2, 3), np.uint8)
+    counts = np.zeros(3, np.float32)
+    active = np.zeros(3, np.int64)
+    pack_spikes(spikes, raster, counts, active)
+    out = np.zeros(2, np.float32)
+    weights = np.zeros((3, 2), np.float32)
+    sum_rows(weights, active, 0, counts, np.float32(1.0), out)
+    post = np.zeros((2, 2), np.uint8)
+    lif_population(raster, weights, np.float32(0.9), np.float32(1.0), out.copy(), out.copy(), post, out.copy(), np.zeros(2, np.int64))  # noqa: E501
+    token_bits(np.zeros(4, np.float32), 1)
+    sharpen(out, 2.0, 1.0)
+    strongest(out, np.float32(0.5), np.zeros(2, np.int64))

@@ -1,0 +1,174 @@
+"""`PlasticSynapses`: one weight matrix, the rule that changes it, and exact snapshots of both.
+
+A thin layer over `plastic.rules.Learner` (which binds a rule, its params, the weights and
+the rule's state) that adds what adapters need: reading rows exactly before a forward
+pass uses them, snapshots restored bit for bit, and the figures of `/stats`.
+
+Weights are float32 numpy, pre-major `W[n_pre, n_post]`, updated in place by the rule
+(so torch views made with `torch.from_numpy` always see the current values).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from plastic.errors import RuleError
+from plastic.plasticity.kernels import with_kernel_threads
+from plastic.rules import Learner, get_rule
+
+# Rules whose weights never hold deferred work (`flush` only touches traces/eligibility).
+EXACT_WEIGHT_RULES = frozenset({"rstdp", "hebb"})
+
+
+class SynapseSnapshot(NamedTuple):
+    """Weights and rule state at one moment (copies; see `PlasticSynapses.snapshot`)."""
+
+    weights: np.ndarray
+    rule_state: dict[str, Any]  # Learner.state_dict(): rule, api_version, params, state
+
+
+class PlasticSynapses:
+    """Weights W[n_pre, n_post] learning under one rule; see the module docstring."""
+
+    def __init__(
+        self, rule: str, params: Mapping[str, Any], weights: np.ndarray, *, backend: str
+    ) -> None:
+        self.rule = get_rule(rule)
+        rule_params = self.rule.params_from_dict(dict(params))
+        lo, hi = float(rule_params.w_min), float(rule_params.w_max)
+        self.weights = np.ascontiguousarray(np.clip(weights, lo, hi), dtype=np.float32)
+        self.learner = Learner(self.rule, self.weights, rule_params, backend=backend)
+        self.backend = backend
+        self.initial = self.weights.copy()
+        self.w_min, self.w_max = lo, hi
+        self._row_flush = self.rule.name not in EXACT_WEIGHT_RULES
+        self._flush_takes_rows = "rows" in inspect.signature(self.rule.flush).parameters
+        self._dirty = False  # stepped since the last full flush
+
+    @property
+    def params(self) -> Any:
+        return self.learner.params
+
+    @property
+    def uses_reward(self) -> bool:
+        return bool(self.rule.uses_reward)
+
+    # -- the per-token path -----------------------------------------------------------
+    @with_kernel_threads
+    def step(self, pre: np.ndarray, post: np.ndarray) -> None:
+        """Advance the rule over pre [T, n_pre] and post [T, n_post] spikes (uint8)."""
+        self.learner.step(pre, post)
+        self._dirty = True
+
+    @with_kernel_threads
+    def reward(self, value: float) -> None:
+        """Apply a reward (ignored by two-factor rules)."""
+        self.learner.reward(value)
+
+    @with_kernel_threads
+    def prepare_rows(self, active: np.ndarray) -> None:
+        """Make rows `active` (int64 indices) exact before a forward pass reads them."""
+        if not self._row_flush or not self._dirty or active.shape[0] == 0:
+            return
+        if self._flush_takes_rows:
+            self.learner.flush(rows=active)
+        else:
+            self.sync()
+
+    @with_kernel_threads
+    def sync(self) -> None:
+        """Apply everything deferred: weights and rule state exact (before dense reads)."""
+        self.learner.flush()
+        self._dirty = False
+
+    # -- snapshots --------------------------------------------------------------------
+    @with_kernel_threads
+    def snapshot(self) -> SynapseSnapshot:
+        """Copies of the weights and the (flushed) rule state."""
+        self.sync()
+        saved = self.learner.state_dict()
+        state = {k: np.array(v, copy=True) for k, v in saved["state"].items()}
+        return SynapseSnapshot(self.weights.copy(), {**saved, "state": state})
+
+    @with_kernel_threads
+    def restore(self, snap: SynapseSnapshot) -> None:
+        """Return to a snapshot exactly (weights bit for bit, rule state as saved)."""
+        self.weights[...] = snap.weights
+        self.learner.load_state_dict(snap.rule_state)
+        self._dirty = False
+
+    @with_kernel_threads
+    def reset(self) -> None:
+        """Initial weights and a fresh rule state."""
+        self.weights[...] = self.initial
+        n_pre, n_post = self.weights.shape
+        self.learner.state = self.rule.init_state(
+            n_pre, n_post, self.learner.params, backend=self.backend
+        )
+        self._dirty = False
+
+    @with_kernel_threads
+    def load(self, weights: np.ndarray, rule_state: Mapping[str, Any]) -> None:
+        """Set weights and rule state from saved arrays (shapes checked by the caller)."""
+        outside = (weights < self.w_min) | (weights > self.w_max)
+        if np.any(outside):
+            raise RuleError(
+                f"{int(outside.sum())} saved weights lie outside the rule's bounds "
+                f"[{self.w_min}, {self.w_max}]"
+            )
+        self.weights[...] = weights
+        self.learner.load_state_dict(
+            {"rule": self.rule.name, "params": self.learner.params.to_dict(), "state": rule_state}
+        )
+        self._dirty = False
+
+    # -- figures ----------------------------------------------------------------------
+    @with_kernel_threads
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The flushed rule state as numpy arrays (for saving)."""
+        self.sync()
+        return {k: np.asarray(v) for k, v in self.rule.state_to_dict(self.learner.state).items()}
+
+    @with_kernel_threads
+    def eligibility_norm(self) -> float | None:
+        """||e||_F of a three-factor rule's eligibility (None if the rule has none)."""
+        self.sync()
+        state = self.learner.state
+        elig = getattr(state, "eligibility", None)
+        if elig is None:
+            return None
+        if not isinstance(elig, np.ndarray):
+            elig = np.asarray(elig.detach().cpu()) if hasattr(elig, "detach") else np.asarray(elig)
+        return float(np.sqrt(np.sum(np.square(elig, dtype=np.float64))))
+
+    def rule_baseline(self) -> float | None:
+        """The rule's own running reward baseline, if it has one."""
+        state = self.learner.state
+        base = getattr(state, "baseline", None)
+        if base is None:
+            return None
+        return float(base[0]) if isinstance(base, np.ndarray) else float(base)
+
+    def change_norm(self, reference: np.ndarray) -> float:
+        """||W - reference||_F (after a sync)."""
+        self.sync()
+        return float(np.sqrt(np.sum(np.square(self.weights - reference, dtype=np.float64))))
+
+    def cap_change(self, reference: np.ndarray, max_norm: float) -> float | None:
+        """Scale W back towards `reference` so ||W - reference||_F <= max_norm.
+
+        Returns the norm before capping when it had to (None otherwise). The result is a
+        convex combination of two in-bounds matrices, so it stays within the bounds.
+        """
+        norm = self.change_norm(reference)
+        if norm <= max_norm:
+            return None
+        factor = np.float32(max_norm / norm)
+        capped = reference + (self.weights - reference) * factor
+        np.clip(capped, self.w_min, self.w_max, out=capped)
+        self.weights[...] = capped
+        return norm
