@@ -21,15 +21,17 @@ Modules (one job each): `config` (AdapterConfig, GuardConfig), `targeting` (whic
 the wrapper and the per-token learning order), `engine` (turns, guards, undo, feedback,
 stats), `adapter_io` (save/load), `reward_*` (reward plugins and their registry),
 `plugins` (the generic plugin registry), `probe` (the drift guard's text), `bench`
-(tokens/s with and without learning).
+(tokens/s with and without learning), `chat_learning` (the chat's flags and commands).
 
 When learning happens and from what signal is documented in `plastic.plasticity.engine`;
 the exact per-token order in `plastic.plasticity.model`.
 """
 
 from plastic.plasticity.adapter import Adapter
+from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 from plastic.plasticity.config import AdapterConfig, GuardConfig, default_rule_params
 from plastic.plasticity.engine import GuardEvent, LearningEngine, TurnReport
+from plastic.plasticity.kernels import set_kernel_threads
 from plastic.plasticity.model import PlasticModel, attach
 from plastic.plasticity.reward_callback import callback_reward
 from plastic.plasticity.reward_protocol import REWARD_API_VERSION, RewardSource, TokenEvent
@@ -44,6 +46,7 @@ __all__ = [
     "REWARD_API_VERSION",
     "Adapter",
     "AdapterConfig",
+    "ChatLearning",
     "GuardConfig",
     "GuardEvent",
     "LearningEngine",
@@ -52,10 +55,12 @@ __all__ = [
     "TokenEvent",
     "TurnReport",
     "attach",
+    "build_plastic_model",
     "callback_reward",
     "default_rule_params",
     "get_reward",
     "register_reward",
     "reward_names",
+    "set_kernel_threads",
     "unregister_reward",
 ]

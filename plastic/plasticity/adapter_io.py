@@ -152,7 +152,9 @@ def read_adapter_config(directory: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{directory}: not an adapter directory (no {CONFIG_FILE})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt adapter config ({exc.__class__.__name__})") from None
+        raise CheckpointError(
+            f"{path}: corrupt adapter config ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a plastic adapter config")
     version = doc.get("format_version", 0)
@@ -167,14 +169,21 @@ def read_adapter_config(directory: Path) -> dict[str, Any]:
     return doc
 
 
-def load_adapters(model: PlasticModel, directory: str | Path, *, replace: bool = False) -> list[str]:
+def load_adapters(
+    model: PlasticModel, directory: str | Path, *, replace: bool = False
+) -> list[str]:
     """Load every adapter found in `directory` onto `model`; returns their names."""
     docs = [(d, read_adapter_config(d)) for d in find_adapter_dirs(directory)]
     for d, doc in docs:  # check every backbone before attaching anything
         check_backbone(model, d, doc)
-    names = []
-    for d, doc in docs:
-        names.append(load_adapter(model, d, doc, replace=replace))
+    names: list[str] = []
+    try:
+        for d, doc in docs:
+            names.append(load_adapter(model, d, doc, replace=replace))
+    except Exception:
+        for name in names:  # all or nothing
+            model.delete_adapter(name)
+        raise
     return names
 
 
@@ -222,7 +231,9 @@ def load_adapter(
     return name
 
 
-def _fill_adapter(adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> None:
+def _fill_adapter(
+    adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path
+) -> None:
     if list(doc["sites"]) != adapter.sites:
         raise CheckpointError(
             f"{path}: saved for sites {doc['sites']}, but its config hits {adapter.sites} here"
@@ -253,7 +264,9 @@ def _fill_adapter(adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.nd
     adapter.enabled = bool(doc.get("enabled", True))
 
 
-def _array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: type, path: Path) -> np.ndarray:  # noqa: E501
+def _array(
+    arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: type, path: Path
+) -> np.ndarray:
     if key not in arrays:
         raise CheckpointError(f"{path}: missing array {key!r}")
     value = arrays[key]

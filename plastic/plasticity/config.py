@@ -46,7 +46,7 @@ _READOUT_RULES: dict[str, dict[str, Any]] = {
         "max_update_norm": 2.0,
     },
     "stdp": {"tau_pre": 2.0, "tau_post": 2.0, "a_plus": 0.05, "a_minus": 0.025},
-    "hebb": {"tau_rate": 1.0, "learning_rate": 0.01, "update_interval": 5},
+    "hebb": {"tau_rate": 3.0, "learning_rate": 0.01, "update_interval": 3},
 }
 _RESIDUAL_RULES: dict[str, dict[str, Any]] = {
     "rstdp": {
@@ -62,7 +62,13 @@ _RESIDUAL_RULES: dict[str, dict[str, Any]] = {
         "max_update_norm": 0.5,
     },
     "stdp": {"tau_pre": 5.0, "tau_post": 5.0, "a_plus": 0.002, "a_minus": 0.0021, "w_max": 0.5},
-    "hebb": {"tau_rate": 4.0, "learning_rate": 0.001, "update_interval": 4, "w_min": -0.5, "w_max": 0.5},
+    "hebb": {
+        "tau_rate": 4.0,
+        "learning_rate": 0.001,
+        "update_interval": 4,
+        "w_min": -0.5,
+        "w_max": 0.5,
+    },
 }
 _KIND_DEFAULTS = {
     # scale: readout gain in logits per unit weight; residual output current scale
@@ -149,7 +155,9 @@ class AdapterConfig:
             raise ConfigError("reward must be a list of reward source names")
         unused = sorted(set(self.reward_params) - set(self.reward))
         if unused:
-            raise ConfigError(f"reward_params given for unused reward source(s): {', '.join(unused)}")
+            raise ConfigError(
+                f"reward_params given for unused reward source(s): {', '.join(unused)}"
+            )
         return self
 
     # -- derived values ---------------------------------------------------------------
@@ -184,7 +192,9 @@ class AdapterConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            warnings.warn(f"ignoring unknown adapter config keys: {', '.join(unknown)}", stacklevel=2)
+            warnings.warn(
+                f"ignoring unknown adapter config keys: {', '.join(unknown)}", stacklevel=2
+            )
         values = {k: v for k, v in data.items() if k in known}
         try:
             return cls(**values)
@@ -209,6 +219,8 @@ class GuardConfig:
     - undo_depth: turns kept for `undo`.
     - max_learn_tokens: tokens of one observed turn that are learnt from; the rest of a
       longer paste is read (adapters still contribute) without learning.
+      max_learn_tokens_per_token: the same limit when a learning residual adapter makes
+      `observe` feed token by token (one forward pass per token is much slower).
     - probe_text: None for the shipped probe (`probe.txt`), or the text itself.
     """
 
@@ -218,6 +230,7 @@ class GuardConfig:
     drift_backoff: int = 2
     undo_depth: int = 16
     max_learn_tokens: int = 16384
+    max_learn_tokens_per_token: int = 2048
     cap_check_tokens: int = 256
     probe_text: str | None = None
 
@@ -226,7 +239,13 @@ class GuardConfig:
             raise ConfigError(f"max_turn_update must be > 0, got {self.max_turn_update!r}")
         if not (math.isfinite(self.drift_margin) and self.drift_margin >= 0):
             raise ConfigError(f"drift_margin must be >= 0, got {self.drift_margin!r}")
-        for name in ("undo_depth", "drift_backoff", "max_learn_tokens", "cap_check_tokens"):
+        for name in (
+            "undo_depth",
+            "drift_backoff",
+            "max_learn_tokens",
+            "max_learn_tokens_per_token",
+            "cap_check_tokens",
+        ):
             value = getattr(self, name)
             if int(value) != value or value < (0 if name in ("undo_depth", "drift_backoff") else 1):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")

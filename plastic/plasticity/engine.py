@@ -27,8 +27,9 @@ Guards (GuardConfig): the rules' hard weight bounds; a cap on ||W - W_turn_start
 site per turn (scaled back, also inside long turns); a snapshot per turn restored bit for
 bit by `undo`; a drift guard: when a turn leaves the probe text's bits/byte more than
 `drift_margin` above the frozen backbone's, the turn's weight change is halved (up to
-`drift_backoff` times) until the probe is within the margin, or else the turn is reverted. A guard that fires says so in `report.events`
-and in `status()`, which the chat shows in its status line.
+`drift_backoff` times) until the probe is within the margin, or else the turn is
+reverted. A guard that fires says so in `report.events` and in `status()`, which the chat
+shows in its status line.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,11 +110,11 @@ class LearningEngine:
     def learning(self, value: bool) -> None:
         self.model.learning = bool(value)
 
-    def generating(self):  # noqa: ANN201 - a context manager
+    def generating(self) -> AbstractContextManager[None]:
         """Tokens fed inside (the reply) are the model's own: eligibility, no surprise."""
         return self.model.generating()
 
-    def observing(self):  # noqa: ANN201
+    def observing(self) -> AbstractContextManager[None]:
         """Tokens fed inside are observed text: surprise rewards apply."""
         return self.model.observing()
 
@@ -145,7 +146,8 @@ class LearningEngine:
             elif fraction < 1.0:
                 message = (
                     f"drift guard: probe {probe:.3f} b/B > {reference:.3f} + "
-                    f"{self.guards.drift_margin:g}: turn {self.turns}'s update scaled to {fraction:g}"
+                    f"{self.guards.drift_margin:g}: turn {self.turns}'s update scaled "
+                    f"to {fraction:g}"
                 )
             if fraction < 1.0:
                 events.append(GuardEvent("drift", message))
@@ -180,14 +182,18 @@ class LearningEngine:
         Learns from the first `guards.max_learn_tokens` tokens (the rest is read with the
         adapters contributing but not learning), checks the per-turn cap every
         `guards.cap_check_tokens` tokens, and feeds token by token when a residual
-        adapter learns (exact per-token semantics). Returns the conversation's FeedResult.
+        adapter learns (exact per-token semantics; then at most
+        `guards.max_learn_tokens_per_token` are learnt from). Returns a FeedResult.
         """
         from plastic.models.generate import FeedResult, SiteRates
 
         ids = conversation.to_ids(data)
         total = int(ids.numel())
-        learn_n = min(total, self.guards.max_learn_tokens) if self.learning else 0
-        per_token = learn_n > 0 and self._residual_learning()
+        per_token = self.learning and self._residual_learning()
+        limit = (
+            self.guards.max_learn_tokens_per_token if per_token else self.guards.max_learn_tokens
+        )
+        learn_n = min(total, limit) if self.learning else 0
         start = self._turn if self._turn is not None else None
         rates = SiteRates()
         t0, done = time.perf_counter(), 0
@@ -249,7 +255,9 @@ class LearningEngine:
                 f"{name} r={reward:+g}" + ("" if uses else " (its rule ignores rewards)")
                 for name, reward, uses in credited
             ]
-            self.events.append(GuardEvent("feedback", "credited the last reply: " + ", ".join(parts)))
+            self.events.append(
+                GuardEvent("feedback", "credited the last reply: " + ", ".join(parts))
+            )
         elif not any(a.rewards.uses_feedback for a in self.model.active_adapters()):
             self.events.append(GuardEvent("feedback", "no active adapter takes feedback"))
         else:
@@ -268,7 +276,9 @@ class LearningEngine:
         else:
             snap = self._undo.pop()
             self._restore(snap, keep_counters=False)
-            event = GuardEvent("undo", f"restored the adapters as they were before turn {self.turns}")
+            event = GuardEvent(
+                "undo", f"restored the adapters as they were before turn {self.turns}"
+            )
             self._last_turn_start = snap
         self.events = [event]
         return event
@@ -402,7 +412,9 @@ class LearningEngine:
             if name not in snap:
                 continue
             for site, layer in adapter.layers.items():
-                norms[f"{name}/{site}"] = layer.synapses.change_norm(snap[name].layers[site].weights)
+                norms[f"{name}/{site}"] = layer.synapses.change_norm(
+                    snap[name].layers[site].weights
+                )
         return norms
 
     def _enforce_cap(self, snap: TurnSnapshot) -> list[GuardEvent]:
@@ -414,7 +426,9 @@ class LearningEngine:
             for site, layer in adapter.layers.items():
                 norm = layer.synapses.cap_change(snap[name].layers[site].weights, limit)
                 if norm is not None:
-                    message = f"update cap: {name}/{site} changed by {norm:.3g} > {limit:g}, scaled back"
+                    message = (
+                        f"update cap: {name}/{site} changed by {norm:.3g} > {limit:g}, scaled back"
+                    )
                     events.append(GuardEvent("cap", message, name, site))
                     adapter.counters.guard_events += 1
                     self.guard_events += 1

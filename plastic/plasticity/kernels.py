@@ -93,11 +93,12 @@ def kernel_threads() -> Iterator[None]:
 @njit(cache=True)
 def pack_spikes(spikes, raster, counts, active):
     """raster[t, i] = spikes[t, i] != 0 (uint8), counts[i] = spikes of i over the T steps,
-    active[:k] = indices with a spike; returns k. `raster` may be None-sized (0 rows): then
-    only counts and active are written."""
+    active[:k] = indices with a spike; returns (k, total spikes). A `raster` with fewer
+    than T rows is not written (only counts and active are)."""
     steps, n = spikes.shape
     write = raster.shape[0] >= steps
     k = 0
+    total = 0.0
     for i in range(n):
         c = 0.0
         for t in range(steps):
@@ -107,10 +108,11 @@ def pack_spikes(spikes, raster, counts, active):
             if s:
                 c += 1.0
         counts[i] = c
+        total += c
         if c > 0.0:
             active[k] = i
             k += 1
-    return k
+    return k, total
 
 
 @njit(cache=True)
@@ -160,7 +162,7 @@ def strongest(values, threshold, out):
 @njit(cache=True)
 def _after(out, k, j):
     """True if index j is not among out[:k] (ties are taken in index order)."""
-    for m in range(k):
+    for m in range(k):  # noqa: SIM110 - a plain loop compiles in nopython mode
         if out[m] >= j:
             return False
     return True
@@ -228,7 +230,17 @@ def warm_up() -> None:
     weights = np.zeros((3, 2), np.float32)
     sum_rows(weights, active, 0, counts, np.float32(1.0), out)
     post = np.zeros((2, 2), np.uint8)
-    lif_population(raster, weights, np.float32(0.9), np.float32(1.0), out.copy(), out.copy(), post, out.copy(), np.zeros(2, np.int64))  # noqa: E501
+    lif_population(
+        raster,
+        weights,
+        np.float32(0.9),
+        np.float32(1.0),
+        out.copy(),
+        out.copy(),
+        post,
+        out.copy(),
+        np.zeros(2, np.int64),
+    )
     token_bits(np.zeros(4, np.float32), 1)
     sharpen(out, 2.0, 1.0)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))

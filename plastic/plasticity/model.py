@@ -34,7 +34,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +44,9 @@ from torch import nn
 
 from plastic.errors import ConfigError
 from plastic.models.checkpoint import model_hash
+from plastic.models.config import ModelConfig
 from plastic.models.evaluate import stream_bits
+from plastic.models.sites import SiteHook, SiteRegistry
 from plastic.models.spiking_lm import LMOutput, LMState, SpikingLM
 from plastic.models.tokenizer import BOS
 from plastic.plasticity.adapter import Adapter
@@ -52,7 +56,25 @@ from plastic.plasticity.readout import ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
 
+if TYPE_CHECKING:
+    from plastic.plasticity.engine import LearningEngine
+
 DEFAULT_ADAPTER = "default"
+
+
+@dataclass(slots=True)
+class StreamState:
+    """The live stream as the adapters see it, mutated per token (a plain record: setting
+    attributes on an nn.Module per token would cost more than the learning itself)."""
+
+    last_logits: np.ndarray  # [V] logits returned for the latest live token
+    history: TokenHistory  # recent tokens, for reward sources
+    phase: str = GENERATE  # of tokens reaching the model; see observing()/generating()
+    position: int = 0  # tokens since the last stream boundary
+    last_bits: float = float("nan")  # surprise of the latest learnt token
+    has_prev: bool = False  # a previous live token exists to pair the next one with
+    live: bool = False  # inside a live forward pass
+    learn_now: bool = False  # ... that learns
 
 
 class PlasticModel(nn.Module):
@@ -67,22 +89,15 @@ class PlasticModel(nn.Module):
         self.guards = guards or GuardConfig()
         self.adapters: dict[str, Adapter] = {}
         self.learning = True
-        self.phase = GENERATE  # of tokens that reach the model; see observing()/generating()
-        self.history = TokenHistory()
-        self.position = 0  # tokens since the last stream boundary
-        self.last_bits = float("nan")  # surprise of the latest live token
+        self.stream = StreamState(np.zeros(base.config.vocab_size, np.float32), TokenHistory())
         self._handles: dict[str, list[torch.utils.hooks.RemovableHandle]] = {}
         self._frozen = 0
         self._all_disabled = 0
-        self._live = False
-        self._learn_now = False
-        self._has_prev = False
-        self._last_logits = np.zeros(base.config.vocab_size, np.float32)
         self._engine = None
         warm_up()
 
     # -- the backbone's interface -------------------------------------------------------
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str) -> Any:
         """Anything else is the backbone's (as PEFT's wrapper does): e.g. memory_horizon."""
         try:
             return super().__getattr__(name)
@@ -92,12 +107,21 @@ class PlasticModel(nn.Module):
             return getattr(self.base_model, name)
 
     @property
-    def config(self):  # noqa: ANN201 - the backbone's ModelConfig
+    def config(self) -> ModelConfig:
         return self.base_model.config
 
     @property
-    def sites(self):  # noqa: ANN201 - the backbone's SiteRegistry
+    def sites(self) -> SiteRegistry:
         return self.base_model.sites
+
+    @property
+    def phase(self) -> str:
+        """ "observe" or "generate": how the tokens fed now are treated."""
+        return self.stream.phase
+
+    @property
+    def last_bits(self) -> float:
+        return self.stream.last_bits
 
     @property
     def content_hash(self) -> str:
@@ -202,11 +226,12 @@ class PlasticModel(nn.Module):
 
     @contextmanager
     def _phase(self, phase: str) -> Iterator[None]:
-        previous, self.phase = self.phase, phase
+        stream = self.stream
+        previous, stream.phase = stream.phase, phase
         try:
             yield
         finally:
-            self.phase = previous
+            stream.phase = previous
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
@@ -246,10 +271,11 @@ class PlasticModel(nn.Module):
         batch, seq = tokens.shape
         live = batch == 1 and not self._frozen
         ids = tokens[0].tolist() if live else []
-        self._live, self._learn_now = live, live and self.learning
+        stream = self.stream
+        stream.live, stream.learn_now = live, live and self.learning
         try:
             if live:
-                self._enter(ids[0], self._last_logits)
+                self._enter(ids[0], stream.last_logits)
             out = self.base_model(tokens, state)
             readouts = [layer for a in active for layer in a.readout_layers]
             if not readouts and not live:
@@ -265,18 +291,18 @@ class PlasticModel(nn.Module):
                     for layer in readouts:
                         layer.contribute(b, s, view[b, s], live)
                 if live:
-                    self._has_prev = True
+                    stream.has_prev = True
             for layer in readouts:
                 layer.release()
             if live:
-                self._last_logits[:] = view[0, seq - 1]
+                stream.last_logits[:] = view[0, seq - 1]
             if logits.device.type != "cpu":
                 logits = torch.from_numpy(view).to(logits.device)
             return LMOutput(logits, out.state, out.rates)
         finally:
-            self._live = self._learn_now = False
+            stream.live = stream.learn_now = False
 
-    def _site_hook(self, adapter: Adapter, layer: ReadoutLayer | ResidualLayer):  # noqa: ANN202
+    def _site_hook(self, adapter: Adapter, layer: ReadoutLayer | ResidualLayer) -> SiteHook:
         """The hook of one adapter layer at its site (called inside the backbone)."""
 
         def readout_hook(site, spikes: torch.Tensor) -> None:
@@ -287,10 +313,11 @@ class PlasticModel(nn.Module):
         def residual_hook(site, spikes: torch.Tensor) -> torch.Tensor | None:
             if not adapter.enabled or self._all_disabled:
                 return None
-            learn = self._learn_now and (
-                self.phase == OBSERVE or adapter.config.learn_on_generated
+            stream = self.stream
+            learn = stream.learn_now and (
+                stream.phase == OBSERVE or adapter.config.learn_on_generated
             )
-            out = layer.forward(spikes.detach().cpu().numpy(), self._live, learn)
+            out = layer.forward(spikes.detach().cpu().numpy(), stream.live, learn)
             return torch.from_numpy(out).to(spikes.device)
 
         return readout_hook if isinstance(layer, ReadoutLayer) else residual_hook
@@ -300,17 +327,19 @@ class PlasticModel(nn.Module):
         if token == BOS:
             self._boundary()
             return
-        if self._has_prev and self._learn_now:
+        stream = self.stream
+        if stream.has_prev and stream.learn_now:
             self._transition(token, prev_logits)
-        self.history.push(token)
-        self.position += 1
+        stream.history.push(token)
+        stream.position += 1
 
     def _transition(self, token: int, prev_logits: np.ndarray) -> None:
         bits, prob = token_bits(prev_logits, token)
-        self.last_bits = bits
-        event = TokenEvent(token, prob, bits, self.phase, self.position, self.history)
+        stream = self.stream
+        stream.last_bits = bits
+        event = TokenEvent(token, prob, bits, stream.phase, stream.position, stream.history)
         for adapter in self.active_adapters():
-            if self.phase == OBSERVE or adapter.config.learn_on_generated:
+            if stream.phase == OBSERVE or adapter.config.learn_on_generated:
                 for layer in adapter.layers.values():
                     layer.learn_transition(token)
                 adapter.counters.tokens_learned += 1
@@ -323,16 +352,17 @@ class PlasticModel(nn.Module):
 
     def _boundary(self) -> None:
         """<bos>: a new stream begins; nothing pairs across it."""
-        self._has_prev = False
-        self.history.clear()
-        self.position = 0
+        stream = self.stream
+        stream.has_prev = False
+        stream.history.clear()
+        stream.position = 0
         for adapter in self.adapters.values():
             adapter.forget_context()
 
     def _break_stream(self) -> None:
         """The adapters' view of the stream was interrupted: do not pair across the gap."""
-        if self._has_prev:
-            self._has_prev = False
+        if self.stream.has_prev:
+            self.stream.has_prev = False
             for adapter in self.adapters.values():
                 adapter.forget_context()
 
@@ -365,10 +395,10 @@ class PlasticModel(nn.Module):
         return model
 
     @property
-    def engine(self):  # noqa: ANN201 - LearningEngine (imported lazily: no cycle)
+    def engine(self) -> LearningEngine:
         """The turn-level learning engine (guards, undo, feedback, stats) of this model."""
         if self._engine is None:
-            from plastic.plasticity.engine import LearningEngine
+            from plastic.plasticity.engine import LearningEngine  # lazy: engine imports us
 
             self._engine = LearningEngine(self)
         return self._engine

@@ -131,7 +131,9 @@ class PluginRegistry(Generic[T]):
             ) from exc
         problems = self.problems(plugin)
         if not problems and getattr(plugin, "name", None) != name:
-            problems.append(f"its name attribute is {getattr(plugin, 'name', None)!r}, not {name!r}")
+            problems.append(
+                f"its name attribute is {getattr(plugin, 'name', None)!r}, not {name!r}"
+            )
         if problems:
             raise self.error(
                 f"{self.kind} {name!r} from {source.origin} is not valid: " + "; ".join(problems)
@@ -139,7 +141,9 @@ class PluginRegistry(Generic[T]):
         self._loaded[name] = plugin  # type: ignore[assignment]
         return plugin  # type: ignore[return-value]
 
-    def register(self, plugin: Any = None, *, name: str | None = None, replace: bool = False) -> Any:
+    def register(
+        self, plugin: Any = None, *, name: str | None = None, replace: bool = False
+    ) -> Any:
         """Register a plugin object in this process; usable as a decorator.
 
         A name already registered raises unless `replace=True`; built-ins cannot be replaced.
@@ -151,9 +155,13 @@ class PluginRegistry(Generic[T]):
                 raise self.error(f"a {self.kind} needs a non-empty `name` to be registered")
             problems = self.problems(obj)
             if problems:
-                raise self.error(f"cannot register {self.kind} {plugin_name!r}: " + "; ".join(problems))
+                raise self.error(
+                    f"cannot register {self.kind} {plugin_name!r}: " + "; ".join(problems)
+                )
             if plugin_name in self.builtins:
-                raise self.error(f"{plugin_name!r} is a built-in {self.kind} and cannot be replaced")
+                raise self.error(
+                    f"{plugin_name!r} is a built-in {self.kind} and cannot be replaced"
+                )
             if plugin_name in self._registered and not replace:
                 raise self.error(
                     f"{self.kind} {plugin_name!r} is already registered (pass replace=True)"

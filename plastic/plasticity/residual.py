@@ -77,20 +77,33 @@ class ResidualLayer:
         The returned array is reused by the next call (the site adds a copy of it).
         """
         _, batch, seq, _ = spikes.shape
-        out = self.out_one if batch == seq == 1 else np.empty((batch, seq, self.write_dim), np.float32)
+        out = (
+            self.out_one
+            if batch == seq == 1
+            else np.empty((batch, seq, self.write_dim), np.float32)
+        )
         for b in range(batch):
             for s in range(seq):
-                n_pre = pack_spikes(spikes[:, b, s, :], self.pre, self.pre_counts, self.pre_active)
+                n_pre, pre_total = pack_spikes(
+                    spikes[:, b, s, :], self.pre, self.pre_counts, self.pre_active
+                )
                 if n_pre:
                     self.synapses.prepare_rows(self.pre_active[:n_pre])
                 n_post = lif_population(
                     self.pre, self.weights, self.beta, self.threshold, self.mem, self.current,
                     self.post, self.post_counts, self.post_active,
                 )  # fmt: skip
-                sum_rows(self.projection, self.post_active, n_post, self.post_counts, self.scale, out[b, s])  # noqa: E501
+                sum_rows(
+                    self.projection,
+                    self.post_active,
+                    n_post,
+                    self.post_counts,
+                    self.scale,
+                    out[b, s],
+                )
                 if live:
                     self.tokens += 1
-                    self.pre_spikes += float(self.pre_counts.sum())
+                    self.pre_spikes += pre_total
                     self.post_spikes += float(self.post_counts.sum())
                 if learn:
                     self.synapses.step(self.pre, self.post)

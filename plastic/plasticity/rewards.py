@@ -24,7 +24,8 @@ class RewardSet:
         self.names = tuple(names)
         self.sources: tuple[RewardSource, ...] = tuple(get_reward(n) for n in self.names)
         self.params = tuple(
-            s.params_from_dict(dict(params.get(n, {}))) for n, s in zip(self.names, self.sources)
+            s.params_from_dict(dict(params.get(n, {})))
+            for n, s in zip(self.names, self.sources, strict=True)
         )
         self.states: tuple[Any, ...] = ()
         self.last: dict[str, float] = {}  # last reward per source, for /stats
@@ -32,7 +33,7 @@ class RewardSet:
 
     def reset(self) -> None:
         """Fresh states (running statistics forgotten)."""
-        self.states = tuple(s.init_state(p) for s, p in zip(self.sources, self.params))
+        self.states = tuple(s.init_state(p) for s, p in zip(self.sources, self.params, strict=True))
         self.last = {}
 
     @property
@@ -68,7 +69,7 @@ class RewardSet:
     def baselines(self) -> dict[str, float]:
         """Each source's running baseline (e.g. surprise's mean bits), where it has one."""
         out = {}
-        for name, source, state in zip(self.names, self.sources, self.states):
+        for name, source, state in zip(self.names, self.sources, self.states, strict=True):
             fn = getattr(source, "baseline", None)
             if callable(fn):
                 out[name] = float(fn(state))
@@ -83,12 +84,12 @@ class RewardSet:
 
     def params_dict(self) -> dict[str, dict[str, Any]]:
         """The effective parameters of every source (JSON-able)."""
-        return {n: p.to_dict() for n, p in zip(self.names, self.params)}
+        return {n: p.to_dict() for n, p in zip(self.names, self.params, strict=True)}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every source's state as numpy arrays, keyed "<source>.<key>"."""
         out = {}
-        for name, source, state in zip(self.names, self.sources, self.states):
+        for name, source, state in zip(self.names, self.sources, self.states, strict=True):
             for key, value in source.state_to_dict(state).items():
                 out[f"{name}.{key}"] = np.asarray(value)
         return out
@@ -96,11 +97,13 @@ class RewardSet:
     def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Restore states saved by `state_arrays` (CheckpointError if one is missing/bad)."""
         states = []
-        for name, source in zip(self.names, self.sources):
+        for name, source in zip(self.names, self.sources, strict=True):
             prefix = name + "."
             data = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             try:
                 states.append(source.state_from_dict(data))
             except Exception as exc:
-                raise CheckpointError(f"reward state of {name!r} is missing or bad ({exc})") from None
+                raise CheckpointError(
+                    f"reward state of {name!r} is missing or bad ({exc})"
+                ) from None
         self.states = tuple(states)

@@ -57,8 +57,14 @@ def test_the_backbone_is_frozen_and_never_written() -> None:
     model = attach(base)
     model.add_adapter("res", RESIDUAL)
     assert all(not p.requires_grad for p in model.parameters())
-    _teach(model, turns=3)
-    model.engine.feedback(+1)
+    conv = Conversation(model, seed=0)
+    for k in range(6):  # a long learning chat: turns, feedback, a paste, undo
+        chat_turn(model, conv, f"{FACT} ({k})", reply_tokens=16)
+        model.engine.feedback(+1 if k % 2 else -1)
+    chat_turn(model, conv, (FACT * 40)[:600])
+    model.engine.undo()
+    with model.disable_adapter():
+        chat_turn(model, conv, FACT)
     assert model_hash(base) == before
     assert model.backbone_hash == before
     assert sum(np.abs(w).sum() for w in weights_of(model).values()) > 0  # learning happened
@@ -89,7 +95,9 @@ def test_a_disabled_adapter_does_not_learn() -> None:
 def test_several_adapters_on_different_sites() -> None:
     model = make_plastic()
     model.add_adapter("res", RESIDUAL)
-    model.add_adapter("mix", AdapterConfig(kind="residual", target_sites=r"blocks\.0\.mix", size=16))
+    model.add_adapter(
+        "mix", AdapterConfig(kind="residual", target_sites=r"blocks\.0\.mix", size=16)
+    )
     assert model.adapter_names == ["default", "res", "mix"]
     _teach(model, turns=2)
     for name in ("default", "res"):  # both learnt
@@ -154,3 +162,12 @@ def test_the_wrapper_runs_a_conversation_like_the_backbone() -> None:
     reference.feed(FACT)
     assert torch.equal(conv.next_logits, reference.next_logits)  # W = 0: no contribution
     assert model.memory_horizon() == model.base_model.memory_horizon()
+
+
+def test_the_torch_reference_backend_learns_the_same() -> None:
+    models = {b: make_plastic(AdapterConfig(backend=b)) for b in ("numba", "torch")}
+    for model in models.values():
+        _teach(model, turns=1)
+    numba_w, torch_w = (weights_of(m)["default/readout"] for m in models.values())
+    assert np.any(numba_w)
+    np.testing.assert_allclose(numba_w, torch_w, atol=1e-5)

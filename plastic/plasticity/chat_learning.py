@@ -1,0 +1,166 @@
+"""The chat's side of learning: `plastic chat --learn` flags and slash commands, as calls.
+
+`build_plastic_model` turns the CLI flags into a `PlasticModel`; `ChatLearning` gives the
+REPL one method per hook and per slash command, each returning what to print, so the
+REPL only dispatches:
+
+    plastic = build_plastic_model(backbone, rule="rstdp", reward=["surprise", "feedback"])
+    learn = ChatLearning(plastic, learning=True)
+    conv = Conversation(plastic, ...)               # the wrapped model, not the backbone
+    learn.begin_turn()                              # user turn:
+    learn.observe(conv, user_bytes, progress=...)   #   instead of conv.feed(user_bytes)
+    with learn.generating():                        # reply:
+        for token in conv.generate(...): ...
+    report = learn.end_turn()                       #   guards; report.messages() if any
+    status.update(learn.status())                   # the status line
+    learn.command("good", "")                       # /learn /good /bad /undo /score /save
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plastic.errors import ConfigError
+from plastic.models.spiking_lm import SpikingLM
+from plastic.plasticity.config import AdapterConfig, GuardConfig
+from plastic.plasticity.engine import TurnReport
+from plastic.plasticity.model import PlasticModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from plastic.models.generate import Conversation, FeedResult
+
+COMMANDS = ("learn", "good", "bad", "undo", "score", "save", "stats")
+
+
+def build_plastic_model(
+    backbone: SpikingLM,
+    *,
+    rule: str | None = None,
+    reward: Sequence[str] | str | None = None,
+    adapter_dir: str | Path | None = None,
+    guards: GuardConfig | None = None,
+) -> PlasticModel:
+    """The model `plastic chat --learn` runs: `--adapter DIR` resumes a saved adapter
+    (whose rule and rewards must then agree with `--rule`/`--reward` if those are given);
+    otherwise a fresh readout adapter with the given rule and reward sources."""
+    if adapter_dir is not None:
+        model = PlasticModel.from_pretrained(backbone, adapter_dir, guards=guards)
+        for adapter in model.adapters.values():
+            if rule is not None and adapter.config.rule != rule:
+                raise ConfigError(
+                    f"--rule {rule}: the adapter in {adapter_dir} learns with "
+                    f"{adapter.config.rule!r}; leave --rule out to resume it"
+                )
+            if reward is not None and tuple(_names(reward)) != adapter.config.reward:
+                raise ConfigError(
+                    f"--reward {','.join(_names(reward))}: the adapter in {adapter_dir} uses "
+                    f"{','.join(adapter.config.reward)}; leave --reward out to resume it"
+                )
+        return model
+    config = AdapterConfig(
+        rule=rule or "rstdp",
+        reward=tuple(_names(reward)) if reward is not None else AdapterConfig().reward,
+    )
+    model = PlasticModel(backbone, guards=guards)
+    model.add_adapter("default", config)
+    return model
+
+
+def _names(value: Sequence[str] | str) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [item.strip() for item in items if item.strip()]
+    if not names:
+        raise ConfigError("--reward needs at least one reward source name")
+    return names
+
+
+class ChatLearning:
+    """The REPL's calls into the learning engine; see the module docstring."""
+
+    def __init__(self, model: PlasticModel, *, learning: bool = True) -> None:
+        self.model = model
+        self.engine = model.engine
+        self.engine.learning = learning
+
+    # -- hooks of a turn ----------------------------------------------------------------
+    def begin_turn(self) -> None:
+        self.engine.begin_turn()
+
+    def observe(
+        self,
+        conversation: Conversation,
+        data: str | bytes | Iterable[int] | torch.Tensor,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FeedResult:
+        return self.engine.observe(conversation, data, progress=progress)
+
+    def generating(self) -> AbstractContextManager[None]:
+        return self.engine.generating()
+
+    def end_turn(self) -> TurnReport:
+        return self.engine.end_turn()
+
+    def status(self) -> dict[str, Any]:
+        """Fields for the status line (learn on/off, last reward, probe, guard messages)."""
+        return self.engine.status()
+
+    def on_reset(self) -> None:
+        """After `/reset` (the conversation fed <bos>, which already ends the stream)."""
+        self.model.forget_context()
+
+    # -- slash commands -----------------------------------------------------------------
+    def command(self, name: str, arg: str = "") -> str | dict[str, Any]:
+        """Run `/name arg` (name in COMMANDS); returns the text (or, for stats, the dict)."""
+        if name not in COMMANDS:
+            raise ConfigError(f"unknown learning command /{name}")
+        return getattr(self, f"cmd_{name}")(arg.strip())
+
+    def cmd_learn(self, arg: str) -> str:
+        """/learn on|off: switch learning (adapters keep contributing either way)."""
+        if arg in ("on", "off"):
+            self.engine.learning = arg == "on"
+        elif arg:
+            raise ConfigError(f"/learn takes 'on' or 'off', not {arg!r}")
+        return f"learning is {'on' if self.engine.learning else 'off'}"
+
+    def cmd_good(self, arg: str = "") -> str:
+        """/good: reward the last reply (+1 through the eligibility traces)."""
+        return self._feedback(+1.0)
+
+    def cmd_bad(self, arg: str = "") -> str:
+        """/bad: punish the last reply (-1 through the eligibility traces)."""
+        return self._feedback(-1.0)
+
+    def _feedback(self, value: float) -> str:
+        report = self.engine.feedback(value)
+        return "; ".join(report.messages()) or "no change"
+
+    def cmd_undo(self, arg: str = "") -> str:
+        """/undo: the adapters' weights as they were before the last turn (bit for bit)."""
+        return self.engine.undo().message
+
+    def cmd_score(self, arg: str) -> str:
+        """/score TEXT: bits/byte of TEXT now (learns nothing), and under the frozen backbone."""
+        if not arg:
+            raise ConfigError("/score needs a text to score")
+        now = self.engine.score(arg)
+        with self.model.disable_adapter():
+            frozen = self.model.score(arg)
+        return f"{now:.4f} bits/byte ({now - frozen:+.4f} vs the frozen backbone)"
+
+    def cmd_save(self, arg: str) -> str:
+        """/save DIR: save the adapters with their learning state."""
+        if not arg:
+            raise ConfigError("/save needs a directory")
+        written = self.engine.save(arg)
+        return "saved " + ", ".join(str(p) for p in written)
+
+    def cmd_stats(self, arg: str = "") -> dict[str, Any]:
+        """/stats: per site weight-change norms, eligibility, last reward and baseline."""
+        return self.engine.stats()

@@ -1,0 +1,16 @@
+"""The learning benchmark runs and reports both paths (the speed itself is measured, not tested)."""
+
+from __future__ import annotations
+
+from plastic.plasticity.bench import LearnBenchConfig, run_learn_bench
+from tests.plasticity.conftest import make_backbone
+
+
+def test_learn_bench_reports_tokens_per_second_of_every_mode() -> None:
+    result = run_learn_bench(make_backbone(), LearnBenchConfig(tokens=6, repeats=1, prefill=10))
+    for mode in ("generate", "observe"):
+        speeds = result[mode]["tokens_per_s"]
+        assert set(speeds) == {"backbone", "frozen", "learning"}
+        assert all(v > 0 for v in speeds.values())
+        assert result[mode]["ratio"] > 0
+    assert result["min_ratio"] == 0.9
