@@ -11,6 +11,7 @@ shares W with torch through `torch.from_numpy` sees every update.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -143,3 +144,47 @@ def reward_value(reward: Any) -> float:
     if not np.isfinite(value):
         raise RuleError(f"reward must be finite, got {value}")
     return value
+
+
+def new_rule_state(
+    n_pre: int,
+    n_post: int,
+    params: Any,
+    *,
+    rule: str,
+    supported: tuple[str, ...],
+    backend: str,
+    mask: Any,
+    device: Any,
+    reference: str,
+    layout_factory: str,
+    cuda_module: str,
+) -> Any:
+    """A rule's fresh state on `backend`: the torch reference's, or the Numba layout (on the GPU
+    for "cuda"). Modules are named, not imported, so a rule imports only the backend it uses.
+
+    reference: module with `init_state(n_pre, n_post, params, mask, device)`;
+    layout_factory: name of the `plastic.kernels_numba.state_layout` constructor;
+    cuda_module: module with `to_device(state)`.
+    """
+    check_sizes(n_pre, n_post)
+    check_backend(backend, supported, rule)
+    if backend == "torch":
+        return importlib.import_module(reference).init_state(n_pre, n_post, params, mask, device)
+    from plastic.kernels_numba import state_layout
+
+    factory = getattr(state_layout, layout_factory)
+    state = factory(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+    if backend == "cuda":
+        state = importlib.import_module(cuda_module).to_device(state)
+    return state
+
+
+def state_backend(state: Any, layout: str, host_field: str) -> str:
+    """Which backend a state belongs to: a Numba `layout` record holding numpy arrays in
+    `host_field` is "numba", holding device arrays "cuda"; anything else is "torch"."""
+    from plastic.kernels_numba import state_layout
+
+    if isinstance(state, getattr(state_layout, layout)):
+        return "numba" if isinstance(getattr(state, host_field), np.ndarray) else "cuda"
+    return "torch"

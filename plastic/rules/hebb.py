@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import DEFAULT_BACKEND, check_backend, check_sizes, reward_value
+from plastic.rules.backends import (
+    DEFAULT_BACKEND,
+    check_backend,
+    new_rule_state,
+    reward_value,
+    state_backend,
+)
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -105,30 +111,24 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero rates; `mask` [n_pre, n_post] marks plastic synapses."""
-    check_sizes(n_pre, n_post)
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_hebb
-
-        return reference_hebb.init_state(n_pre, n_post, params, mask, device)
-    from plastic.kernels_numba.state_layout import new_rate_state
-    from plastic.rules.backends import connectivity_mask
-
-    state = new_rate_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_hebb
-
-        state = cuda_hebb.to_device(state)
-    return state
+    return new_rule_state(
+        n_pre,
+        n_post,
+        params,
+        rule=name,
+        supported=backends,
+        backend=backend,
+        mask=mask,
+        device=device,
+        reference="plastic.rules.reference_hebb",
+        layout_factory="new_rate_state",
+        cuda_module="plastic.kernels_numba.cuda_hebb",
+    )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    from plastic.kernels_numba.state_layout import RateState
-
-    if isinstance(state, RateState):
-        return "numba" if isinstance(state.rate_pre, np.ndarray) else "cuda"
-    return "torch"
+    return state_backend(state, "RateState", "rate_pre")
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:

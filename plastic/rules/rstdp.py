@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import DEFAULT_BACKEND, check_backend, check_sizes, reward_value
+from plastic.rules.backends import (
+    DEFAULT_BACKEND,
+    check_backend,
+    new_rule_state,
+    reward_value,
+    state_backend,
+)
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
     RuleParams,
@@ -141,30 +147,24 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero traces and eligibility, baseline 0; `mask` [n_pre, n_post] marks plastic synapses."""
-    check_sizes(n_pre, n_post)
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_rstdp
-
-        return reference_rstdp.init_state(n_pre, n_post, params, mask, device)
-    from plastic.kernels_numba.state_layout import new_eligibility_state
-    from plastic.rules.backends import connectivity_mask
-
-    state = new_eligibility_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_rstdp
-
-        state = cuda_rstdp.to_device(state)
-    return state
+    return new_rule_state(
+        n_pre,
+        n_post,
+        params,
+        rule=name,
+        supported=backends,
+        backend=backend,
+        mask=mask,
+        device=device,
+        reference="plastic.rules.reference_rstdp",
+        layout_factory="new_eligibility_state",
+        cuda_module="plastic.kernels_numba.cuda_rstdp",
+    )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    from plastic.kernels_numba.state_layout import EligibilityState
-
-    if isinstance(state, EligibilityState):
-        return "numba" if isinstance(state.eligibility, np.ndarray) else "cuda"
-    return "torch"
+    return state_backend(state, "EligibilityState", "eligibility")
 
 
 def _kernels(backend: str) -> Any:

@@ -39,7 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import DEFAULT_BACKEND, check_backend, check_sizes, reward_value
+from plastic.rules.backends import (
+    DEFAULT_BACKEND,
+    check_backend,
+    new_rule_state,
+    reward_value,
+    state_backend,
+)
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -130,30 +136,24 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero traces for n_pre x n_post synapses; `mask` [n_pre, n_post] marks plastic ones."""
-    check_sizes(n_pre, n_post)
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_stdp
-
-        return reference_stdp.init_state(n_pre, n_post, params, mask, device)
-    from plastic.kernels_numba.state_layout import new_timing_state
-    from plastic.rules.backends import connectivity_mask
-
-    state = new_timing_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_stdp
-
-        state = cuda_stdp.to_device(state)
-    return state
+    return new_rule_state(
+        n_pre,
+        n_post,
+        params,
+        rule=name,
+        supported=backends,
+        backend=backend,
+        mask=mask,
+        device=device,
+        reference="plastic.rules.reference_stdp",
+        layout_factory="new_timing_state",
+        cuda_module="plastic.kernels_numba.cuda_stdp",
+    )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    from plastic.kernels_numba.state_layout import TimingState
-
-    if isinstance(state, TimingState):
-        return "numba" if isinstance(state.x_pre, np.ndarray) else "cuda"
-    return "torch"
+    return state_backend(state, "TimingState", "x_pre")
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
