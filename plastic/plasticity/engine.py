@@ -124,6 +124,8 @@ class LearningEngine:
         self.events = []
         self._turn = self._snapshot()
         self._last_turn_start = self._turn
+        for observer in self.model.observers:
+            observer.on_turn_begin()
 
     def end_turn(self) -> TurnReport:
         """Close the turn: cap its update, run the drift guard, keep it for undo."""
@@ -158,7 +160,10 @@ class LearningEngine:
             for adapter in self.model.adapters.values():
                 adapter.counters.turns += 1
         norms = self._change_norms(start)
-        return TurnReport(self.turns, changed, reverted, norms, probe, reference, events)
+        report = TurnReport(self.turns, changed, reverted, norms, probe, reference, events)
+        for observer in self.model.observers:
+            observer.on_turn_end(report)
+        return report
 
     @contextmanager
     def turn(self) -> Iterator[list[TurnReport]]:
@@ -237,6 +242,8 @@ class LearningEngine:
         Runs as a turn of its own (snapshot, cap, drift guard, undoable) unless a turn is
         open. report.events says whether anything was credited.
         """
+        for observer in self.model.observers:
+            observer.on_feedback(float(value))
         own_turn = self._turn is None
         if own_turn:
             self.begin_turn()
@@ -281,6 +288,8 @@ class LearningEngine:
             )
             self._last_turn_start = snap
         self.events = [event]
+        for observer in self.model.observers:
+            observer.on_undo()
         return event
 
     def reset(self, name: str | None = None) -> GuardEvent:
@@ -289,6 +298,8 @@ class LearningEngine:
         self.model.reset(name)
         event = GuardEvent("reset", "adapters reset to their initial weights (/undo reverts)")
         self.events = [event]
+        for observer in self.model.observers:
+            observer.on_reset()
         return event
 
     def snapshot(self) -> TurnSnapshot:
@@ -456,8 +467,7 @@ class LearningEngine:
             fraction = 0.5**k
             for (name, site), end in ends.items():
                 begin = start[name].layers[site].weights
-                weights = self.model.adapters[name].layers[site].weights
-                weights[...] = begin + (end - begin) * np.float32(fraction)
+                self.model.adapters[name].layers[site].synapses.blend(begin, end, fraction)
             if self.probe_score() <= limit:
                 return first, reference, fraction
         self._restore(start, keep_counters=True)

@@ -52,6 +52,7 @@ from plastic.models.tokenizer import BOS
 from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.config import AdapterConfig, GuardConfig
 from plastic.plasticity.kernels import kernel_threads, token_bits, warm_up
+from plastic.plasticity.observers import LearningObserver
 from plastic.plasticity.readout import ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
@@ -94,6 +95,7 @@ class PlasticModel(nn.Module):
         self._frozen = 0
         self._all_disabled = 0
         self._engine = None
+        self.observers: list[LearningObserver] = []  # see plastic.plasticity.observers
         warm_up()
 
     # -- the backbone's interface -------------------------------------------------------
@@ -275,6 +277,8 @@ class PlasticModel(nn.Module):
         stream.live, stream.learn_now = live, live and self.learning
         try:
             if live:
+                for observer in self.observers:
+                    observer.on_forward(ids, stream.phase, self.learning)
                 self._enter(ids[0], stream.last_logits)
             out = self.base_model(tokens, state)
             readouts = [layer for a in active for layer in a.readout_layers]
@@ -326,12 +330,17 @@ class PlasticModel(nn.Module):
         """Token `token` arrives in the live stream: learn from it (steps 1-2)."""
         if token == BOS:
             self._boundary()
+            for observer in self.observers:
+                observer.on_token(token, float("nan"))
             return
         stream = self.stream
-        if stream.has_prev and stream.learn_now:
+        learnt = stream.has_prev and stream.learn_now
+        if learnt:
             self._transition(token, prev_logits)
         stream.history.push(token)
         stream.position += 1
+        for observer in self.observers:
+            observer.on_token(token, stream.last_bits if learnt else float("nan"))
 
     def _transition(self, token: int, prev_logits: np.ndarray) -> None:
         bits, prob = token_bits(prev_logits, token)

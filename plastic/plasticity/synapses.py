@@ -18,6 +18,7 @@ import numpy as np
 
 from plastic.errors import RuleError
 from plastic.plasticity.kernels import with_kernel_threads
+from plastic.plasticity.observers import SynapseObserver
 from plastic.rules import Learner, get_rule
 
 # Rules whose weights never hold deferred work (`flush` only touches traces/eligibility).
@@ -48,6 +49,7 @@ class PlasticSynapses:
         self._row_flush = self.rule.name not in EXACT_WEIGHT_RULES
         self._flush_takes_rows = "rows" in inspect.signature(self.rule.flush).parameters
         self._dirty = False  # stepped since the last full flush
+        self.observers: list[SynapseObserver] = []  # see plastic.plasticity.observers
 
     @property
     def params(self) -> Any:
@@ -63,11 +65,15 @@ class PlasticSynapses:
         """Advance the rule over pre [T, n_pre] and post [T, n_post] spikes (uint8)."""
         self.learner.step(pre, post)
         self._dirty = True
+        for observer in self.observers:
+            observer.on_step(pre, post)
 
     @with_kernel_threads
     def reward(self, value: float) -> None:
         """Apply a reward (ignored by two-factor rules)."""
         self.learner.reward(value)
+        for observer in self.observers:
+            observer.on_reward(value)
 
     @with_kernel_threads
     def prepare_rows(self, active: np.ndarray) -> None:
@@ -76,6 +82,8 @@ class PlasticSynapses:
             return
         if self._flush_takes_rows:
             self.learner.flush(rows=active)
+            for observer in self.observers:
+                observer.on_flush_rows(active)
         else:
             self.sync()
 
@@ -84,6 +92,8 @@ class PlasticSynapses:
         """Apply everything deferred: weights and rule state exact (before dense reads)."""
         self.learner.flush()
         self._dirty = False
+        for observer in self.observers:
+            observer.on_sync()
 
     # -- snapshots --------------------------------------------------------------------
     @with_kernel_threads
@@ -92,7 +102,10 @@ class PlasticSynapses:
         self.sync()
         saved = self.learner.state_dict()
         state = {k: np.array(v, copy=True) for k, v in saved["state"].items()}
-        return SynapseSnapshot(self.weights.copy(), {**saved, "state": state})
+        snap = SynapseSnapshot(self.weights.copy(), {**saved, "state": state})
+        for observer in self.observers:
+            observer.on_snapshot(snap)
+        return snap
 
     @with_kernel_threads
     def restore(self, snap: SynapseSnapshot) -> None:
@@ -100,6 +113,8 @@ class PlasticSynapses:
         self.weights[...] = snap.weights
         self.learner.load_state_dict(snap.rule_state)
         self._dirty = False
+        for observer in self.observers:
+            observer.on_restore(snap)
 
     @with_kernel_threads
     def reset(self) -> None:
@@ -110,6 +125,8 @@ class PlasticSynapses:
             n_pre, n_post, self.learner.params, backend=self.backend
         )
         self._dirty = False
+        for observer in self.observers:
+            observer.on_reset()
 
     @with_kernel_threads
     def load(self, weights: np.ndarray, rule_state: Mapping[str, Any]) -> None:
@@ -125,6 +142,8 @@ class PlasticSynapses:
             {"rule": self.rule.name, "params": self.learner.params.to_dict(), "state": rule_state}
         )
         self._dirty = False
+        for observer in self.observers:
+            observer.on_load()
 
     # -- figures ----------------------------------------------------------------------
     @with_kernel_threads
@@ -165,10 +184,19 @@ class PlasticSynapses:
         convex combination of two in-bounds matrices, so it stays within the bounds.
         """
         norm = self.change_norm(reference)
-        if norm <= max_norm:
-            return None
-        factor = np.float32(max_norm / norm)
-        capped = reference + (self.weights - reference) * factor
-        np.clip(capped, self.w_min, self.w_max, out=capped)
-        self.weights[...] = capped
-        return norm
+        capped_from = None
+        if norm > max_norm:
+            factor = np.float32(max_norm / norm)
+            capped = reference + (self.weights - reference) * factor
+            np.clip(capped, self.w_min, self.w_max, out=capped)
+            self.weights[...] = capped
+            capped_from = norm
+        for observer in self.observers:
+            observer.on_cap(reference, max_norm)
+        return capped_from
+
+    def blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
+        """W = begin + (end - begin) * fraction (the drift guard's back-off of a turn)."""
+        self.weights[...] = begin + (end - begin) * np.float32(fraction)
+        for observer in self.observers:
+            observer.on_blend(begin, end, fraction)
