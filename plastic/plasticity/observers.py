@@ -57,7 +57,8 @@ class SynapseObserver:
         """`cap_change(reference, max_norm)` ran (whether or not it had to scale)."""
 
     def on_blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
-        """`blend(begin, end, fraction)` ran: W = begin + (end - begin) * fraction."""
+        """`blend(begin, end, fraction)` is about to set W = begin + (end - begin) * fraction
+        (called before the write, so that W can still be compared with `end`)."""
 
 
 class LearningObserver:

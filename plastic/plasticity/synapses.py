@@ -197,6 +197,6 @@ class PlasticSynapses:
 
     def blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
         """W = begin + (end - begin) * fraction (the drift guard's back-off of a turn)."""
-        self.weights[...] = begin + (end - begin) * np.float32(fraction)
-        for observer in self.observers:
+        for observer in self.observers:  # before: the observer may compare `end` with W
             observer.on_blend(begin, end, fraction)
+        self.weights[...] = begin + (end - begin) * np.float32(fraction)

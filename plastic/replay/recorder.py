@@ -1,0 +1,563 @@
+"""`TraceRecorder`: record a learning `PlasticModel` into a trace store as it runs.
+
+    recorder = TraceRecorder.attach(plastic, "traces.zarr")     # or: with ... as recorder
+    ... chat (engine.begin_turn / observe / generate / end_turn, feedback, undo) ...
+    recorder.close()
+
+What is recorded (through `plastic.plasticity.observers`), in order, as one event log:
+every rule step with its exact pre/post rasters, every reward, sync and row flush, the
+snapshots and restores (undo, the drift guard's revert), the cap and the drift guard's
+blend, reset and load; plus the token stream (id, phase, learning flag, forward-pass
+boundaries, surprise, reward and reward baseline) and the engine's turns, feedback,
+undo and reset. Weight checkpoints every `checkpoint_every` turns and at close.
+
+The generation path only copies arrays into preallocated buffers; full chunks and
+commits go to a writer thread through a bounded queue. A turn is committed (durable)
+when `end_turn` returns (also after undo, reset, close): the recorder hands the turn's
+data and then the commit marker to the writer and, with `durable=True`, waits for them.
+
+Recording into an existing store continues it (a new session); another backbone or rule
+is refused unless `force`. Only adapters attached before `attach` are recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plastic import __version__
+from plastic.errors import TraceError
+from plastic.plasticity.observers import LearningObserver, SynapseObserver
+from plastic.replay import schema as S
+from plastic.replay.store import (
+    StoreWriter,
+    create_store,
+    ensure_rule_state_arrays,
+    open_existing,
+    truncate_to_commit,
+)
+
+if TYPE_CHECKING:
+    from plastic.plasticity.model import PlasticModel
+    from plastic.plasticity.synapses import PlasticSynapses, SynapseSnapshot
+
+
+class SiteTap(SynapseObserver):
+    """The recorder's observer on one site's synapses: buffers rasters, logs events."""
+
+    def __init__(self, recorder: TraceRecorder, spec: S.SiteSpec, synapses: PlasticSynapses):
+        self.recorder = recorder
+        self.spec = spec
+        self.synapses = synapses
+        self.index = spec.index
+        self.residual = spec.kind == "residual"
+        self.steps = 0  # steps recorded (committed + pending)
+        self.rows = 0  # flush rows recorded
+        self._pre = self._post = self._tok = None
+        self._n = 0  # rows in the current buffer
+        self._new_buffers()
+        self._rows: list[np.ndarray] = []
+        self._slots: dict[int, int] = {}  # id(array) -> slot (snapshots and marks)
+        self._next_slot = 0
+
+    def _new_buffers(self) -> None:
+        t, n_pre, n_post = self.spec.timesteps, self.spec.n_pre, self.spec.n_post
+        self._pre = np.zeros((S.STEP_CHUNK, t, n_pre), np.bool_)
+        self._post = np.zeros((S.STEP_CHUNK, t, n_post), np.bool_)
+        self._tok = np.zeros(S.STEP_CHUNK, np.int64)
+        self._n = 0
+
+    def _event(self, kind: int, a: int = -1, b: int = -1, value: float = math.nan) -> None:
+        self.recorder._event(kind, self.index, a, b, value)
+
+    # -- SynapseObserver ------------------------------------------------------------
+    def on_step(self, pre: np.ndarray, post: np.ndarray) -> None:
+        rec = self.recorder
+        if pre.shape[0] != self.spec.timesteps:
+            rec._fail(f"site {self.spec.key}: a rule step of {pre.shape[0]} timesteps")
+            return
+        n = self._n
+        np.not_equal(pre, 0, out=self._pre[n])
+        np.not_equal(post, 0, out=self._post[n])
+        token = rec.tokens - 1 if self.residual else rec.tokens
+        self._tok[n] = token
+        self._event(S.STEP, self.steps)
+        self.steps += 1
+        self._n = n + 1
+        if self._n == S.STEP_CHUNK:
+            self.flush_steps()
+
+    def on_reward(self, value: float) -> None:
+        self._event(S.REWARD, value=float(value))
+        self.recorder._token_reward(self.index, float(value))
+
+    def on_sync(self) -> None:
+        self._event(S.SYNC)
+
+    def on_flush_rows(self, rows: np.ndarray) -> None:
+        rows = np.array(rows, dtype=np.int64, copy=True)
+        self._event(S.FLUSH_ROWS, self.rows, len(rows))
+        self._rows.append(rows)
+        self.rows += len(rows)
+
+    def on_snapshot(self, snap: SynapseSnapshot) -> None:
+        self._event(S.SNAPSHOT, self._new_slot(snap.weights))
+
+    def on_restore(self, snap: SynapseSnapshot) -> None:
+        slot = self._slots.get(id(snap.weights))
+        if slot is None:
+            self.recorder._load_state(self)  # a snapshot we never saw: record the result
+        else:
+            self._event(S.RESTORE, slot)
+
+    def on_reset(self) -> None:
+        self._event(S.RESET)
+
+    def on_load(self) -> None:
+        self.recorder._load_state(self)
+
+    def on_cap(self, reference: np.ndarray, max_norm: float) -> None:
+        slot = self._slots.get(id(reference))
+        if slot is None:
+            self.recorder._load_state(self)
+        else:
+            self._event(S.CAP, slot, value=float(max_norm))
+
+    def on_blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
+        """Called before the write. `end` (the drift guard's copy of the turn's end
+        weights) gets a slot when first seen: MARK copies W in replay, so if W differs
+        from `end` now, W is first set to `end` by a LOAD (the rule state is unchanged)."""
+        begin_slot = self._slots.get(id(begin))
+        if begin_slot is None:
+            self.recorder._load_state(self, begin)
+            begin_slot = self._new_slot(begin)
+            self._event(S.MARK, begin_slot)
+            self.recorder._load_state(self)
+        end_slot = self._slots.get(id(end))
+        if end_slot is None:
+            if not np.array_equal(end, self.synapses.weights):
+                self.recorder._load_state(self, end)
+            end_slot = self._new_slot(end)
+            self._event(S.MARK, end_slot)
+        self._event(S.BLEND, begin_slot, end_slot, float(fraction))
+
+    # -- slots ----------------------------------------------------------------------
+    def _new_slot(self, array: np.ndarray) -> int:
+        slot = self._next_slot
+        self._next_slot += 1
+        key = id(array)
+        self._slots[key] = slot
+        weakref.finalize(array, self._drop, key, slot)
+        return slot
+
+    def _drop(self, key: int, slot: int) -> None:
+        if self._slots.get(key) == slot:
+            del self._slots[key]
+            if not self.recorder.closed:
+                self._event(S.DROP, slot)
+
+    # -- to the writer --------------------------------------------------------------
+    def flush_steps(self) -> None:
+        """Hand the buffered rasters to the writer (a whole chunk, or the rest at a commit)."""
+        n = self._n
+        if n == 0:
+            return
+        writer, group = self.recorder.writer, self.spec.group
+        if n == S.STEP_CHUNK:
+            pre, post, tok = self._pre, self._post, self._tok
+            self._new_buffers()
+        else:
+            pre, post, tok = self._pre[:n].copy(), self._post[:n].copy(), self._tok[:n].copy()
+            self._n = 0
+        writer.append(f"{group}/pre", pre)
+        writer.append(f"{group}/post", post)
+        writer.append(f"{group}/token", tok)
+        if self._rows:
+            writer.append(f"{group}/flush_rows", np.concatenate(self._rows))
+            self._rows = []
+
+
+class TraceRecorder(LearningObserver):
+    """Records a PlasticModel's learning into a trace store; see the module docstring."""
+
+    def __init__(
+        self,
+        model: PlasticModel,
+        path: str | Path,
+        *,
+        force: bool = False,
+        checkpoint_every: int = 4,
+        durable: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise TraceError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if not model.adapters:
+            raise TraceError("nothing to record: no adapter is attached")
+        self.model = model
+        self.path = Path(path)
+        self.checkpoint_every = int(checkpoint_every)
+        self.durable = durable
+        self.closed = False
+        self.error: str | None = None
+        specs = _site_specs(model)
+        attrs = _store_attrs(model, seed)
+        self.root, self.committed, self.session_index = self._open(specs, attrs, force)
+        self.specs = specs
+        self.tokens = int(self.committed["tokens"])
+        self.events = int(self.committed["events"])
+        self.turn_count = int(self.committed["turns"])
+        self.checkpoint_count = int(self.committed["checkpoints"])
+        self.state_count = int(self.committed["states"])
+        self._reset_pending()
+        self.taps: list[SiteTap] = []
+        for spec in specs:
+            syn = model.adapters[spec.adapter].layers[spec.site].synapses
+            tap = SiteTap(self, spec, syn)
+            c = self.committed["sites"][f"site{spec.index}"]
+            tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
+            self.taps.append(tap)
+        self._adapter = next(iter(model.adapters.values()))
+        self._turn_open = False
+        self._in_feedback = False
+        self._turns_since_checkpoint = 0
+        self._turn_start = (self.tokens, self.events)
+        self._pass_start = False
+        self._flags = 0
+        self.writer = StoreWriter(self.root)
+        self._start_session(attrs)
+        for tap in self.taps:
+            tap.synapses.observers.append(tap)
+        model.observers.append(self)
+
+    @classmethod
+    def attach(cls, model: PlasticModel, path: str | Path, **kwargs: Any) -> TraceRecorder:
+        """Start recording `model` into `path` (created, or continued)."""
+        return cls(model, path, **kwargs)
+
+    def __enter__(self) -> TraceRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- opening --------------------------------------------------------------------
+    def _open(
+        self, specs: list[S.SiteSpec], attrs: dict[str, Any], force: bool
+    ) -> tuple[Any, dict[str, Any], int]:
+        path = self.path
+        if path.exists():
+            if not (path / "zarr.json").is_file():
+                kind = "directory" if path.is_dir() else "file"
+                raise TraceError(f"{path} exists and is not a trace store ({kind}); not touched")
+            root = open_existing(path)
+            old = dict(root.attrs)
+            _check_compatible(path, old, attrs, specs, force)
+            committed = truncate_to_commit(root, specs)
+            return root, committed, len(old["sessions"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        root = create_store(path, attrs, specs)
+        return root, dict(root.attrs["committed"]), 0
+
+    def _start_session(self, attrs: dict[str, Any]) -> None:
+        """Save the initial and start states of every site, log the session, commit."""
+        continues = self.checkpoint_count > 0
+        for tap in self.taps:
+            if continues:
+                group = tap.spec.group
+                last = self.root[f"{group}/checkpoint_weights"][self.checkpoint_count - 1]
+                continues = continues and np.array_equal(np.asarray(last), tap.synapses.weights)
+        initial = self._save_states(initial=True)
+        start = self._save_states()
+        session = {
+            "index": self.session_index,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "plastic_version": __version__,
+            "backbone": attrs["backbone"],
+            "adapters": attrs["adapters"],
+            "initial_state": initial,
+            "state": start,
+            "first_event": self.events,
+            "first_token": self.tokens,
+            "continues": bool(continues),
+        }
+        self._sessions = list(self.root.attrs["sessions"]) + [session]
+        self._event(S.SESSION, -1, self.session_index)
+        self._commit(S.SESSION_TURN, extra={"sessions": self._sessions})
+
+    def _save_states(
+        self, *, initial: bool = False, override: dict[int, np.ndarray] | None = None
+    ) -> int:
+        """Queue one saved state of every site (weights + the rule's state arrays) and
+        return its index. initial: the initial weights with a zeroed rule state (replay
+        only needs their weights, for `reset`); override: weights to save for some sites."""
+        index = self.state_count
+        for tap in self.taps:
+            syn = tap.synapses
+            group, rule = tap.spec.group, syn.rule.name
+            if initial:
+                weights = syn.initial
+            elif override is not None and tap.index in override:
+                weights = override[tap.index]
+            else:
+                weights = syn.weights
+            arrays = syn.state_arrays()
+            self.writer.append(f"{group}/state_weights", weights[None].astype(np.float32))
+            ensure_rule_state_arrays(self.root, tap.spec, rule, arrays, index)
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                row = np.zeros_like(value) if initial else value
+                self.writer.append(f"{group}/rule_state/{rule}/{key}", row[None].copy())
+            for other_rule, sub in self.root[f"{group}/rule_state"].groups():
+                if other_rule == rule:
+                    continue
+                for _, array in sub.arrays():
+                    fill = np.full((1, *array.shape[1:]), array.fill_value, dtype=array.dtype)
+                    self.writer.append(array.path, fill)
+        self._state_events.append(self.events)
+        self.state_count += 1
+        return index
+
+    def _load_state(self, tap: SiteTap, weights: np.ndarray | None = None) -> None:
+        """An operation the log cannot express: save the state (W = `weights` if given,
+        else the current weights), log a LOAD that sets it in replay."""
+        override = None if weights is None else {tap.index: weights}
+        index = self._save_states(override=override)
+        self._event(S.LOAD, tap.index, index)
+
+    # -- the event log --------------------------------------------------------------
+    def _event(self, kind: int, site: int, a: int = -1, b: int = -1, value: float = math.nan):
+        self._ev.append((kind, site, a, b, value, self.tokens))
+        self.events += 1
+
+    def _token_reward(self, site: int, value: float) -> None:
+        if site == self.taps[0].index and math.isnan(self._reward_now):
+            self._reward_now = value
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+
+    def _reset_pending(self) -> None:
+        self._ev: list[tuple[int, int, int, int, float, int]] = []
+        self._tok_id: list[int] = []
+        self._tok_flags: list[int] = []
+        self._tok_bits: list[float] = []
+        self._tok_reward: list[float] = []
+        self._tok_base: list[float] = []
+        self._reward_now = math.nan
+        self._state_events: list[int] = []
+
+    # -- LearningObserver -----------------------------------------------------------
+    def on_forward(self, tokens: list[int], phase: str, learning: bool) -> None:
+        self._flags = (S.GENERATED if phase == "generate" else 0) | (S.LEARNING if learning else 0)
+        self._pass_start = True
+
+    def on_token(self, token: int, bits: float) -> None:
+        flags = self._flags | (S.PASS_START if self._pass_start else 0)
+        self._pass_start = False
+        self._tok_id.append(token)
+        self._tok_flags.append(flags)
+        self._tok_bits.append(bits)
+        self._tok_reward.append(self._reward_now)
+        base = math.nan
+        if not math.isnan(bits):
+            base = self._adapter.rewards.baselines().get("surprise", math.nan)
+        self._tok_base.append(base)
+        self._reward_now = math.nan
+        self.tokens += 1
+
+    def on_turn_begin(self) -> None:
+        if self._in_feedback:
+            return
+        self._turn_open = True
+        self._event(S.TURN_BEGIN, -1)
+
+    def on_turn_end(self, report: Any) -> None:
+        if self._in_feedback:
+            self._in_feedback = False
+            self._commit(S.FEEDBACK_TURN, report=report, value=self._feedback_value)
+            return
+        self._turn_open = False
+        self._event(S.TURN_END, -1)
+        self._commit(S.TURN, report=report)
+
+    def on_feedback(self, value: float) -> None:
+        self._event(S.FEEDBACK, -1, value=float(value))
+        self._feedback_value = float(value)
+        self._in_feedback = not self._turn_open
+
+    def on_undo(self) -> None:
+        self._turn_open = False
+        self._event(S.UNDO, -1)
+        self._commit(S.UNDO_TURN)
+
+    def on_reset(self) -> None:
+        self._event(S.ENGINE_RESET, -1)
+        self._commit(S.RESET_TURN)
+
+    # -- commits --------------------------------------------------------------------
+    def _commit(
+        self,
+        kind: int,
+        *,
+        report: Any = None,
+        value: float = math.nan,
+        extra: dict[str, Any] | None = None,
+        checkpoint: bool | None = None,
+    ) -> None:
+        """Hand the pending data, a turn row, maybe a checkpoint and the marker to the writer."""
+        if self.error is not None:
+            raise TraceError(f"recording into {self.path} failed: {self.error}")
+        w = self.writer
+        for tap in self.taps:
+            tap.flush_steps()
+        if self._tok_id:
+            w.append("tokens/id", np.asarray(self._tok_id, np.uint16))
+            w.append("tokens/flags", np.asarray(self._tok_flags, np.uint8))
+            w.append("tokens/bits", np.asarray(self._tok_bits, np.float32))
+            w.append("tokens/reward", np.asarray(self._tok_reward, np.float32))
+            w.append("tokens/baseline", np.asarray(self._tok_base, np.float32))
+        if self._state_events:
+            w.append("states/event", np.asarray(self._state_events, np.int64))
+        if self._ev:
+            ev = np.asarray(self._ev, dtype=np.float64)
+            w.append("events/kind", ev[:, 0].astype(np.uint8))
+            w.append("events/site", ev[:, 1].astype(np.int16))
+            w.append("events/a", np.asarray([e[2] for e in self._ev], np.int64))
+            w.append("events/b", np.asarray([e[3] for e in self._ev], np.int64))
+            w.append("events/value", ev[:, 4])
+            w.append("events/token", np.asarray([e[5] for e in self._ev], np.int64))
+        start_tok, start_ev = self._turn_start
+        row = {
+            "kind": (np.uint8, kind),
+            "start_token": (np.int64, start_tok),
+            "end_token": (np.int64, self.tokens),
+            "start_event": (np.int64, start_ev),
+            "end_event": (np.int64, self.events),
+            "value": (np.float32, value),
+            "changed": (np.bool_, bool(getattr(report, "changed", False))),
+            "reverted": (np.bool_, bool(getattr(report, "reverted", False))),
+        }
+        for name, (dtype, v) in row.items():
+            w.append(f"turns/{name}", np.asarray([v], dtype=dtype))
+        self.turn_count += 1
+        if kind in (S.TURN, S.FEEDBACK_TURN):
+            self._turns_since_checkpoint += 1
+        due = self._turns_since_checkpoint >= self.checkpoint_every
+        if checkpoint or (checkpoint is None and due):
+            self._checkpoint()
+        self._turn_start = (self.tokens, self.events)
+        committed = self._committed()
+        w.commit(committed, extra)
+        self._reset_pending()
+        if self.durable:
+            w.wait()
+        self.committed = committed
+
+    def _checkpoint(self) -> None:
+        for tap in self.taps:
+            weights = tap.synapses.weights
+            self.writer.append(f"{tap.spec.group}/checkpoint_weights", weights[None].copy())
+        self.writer.append("checkpoints/event", np.asarray([self.events], np.int64))
+        self.writer.append("checkpoints/turn", np.asarray([self.turn_count], np.int64))
+        self.checkpoint_count += 1
+        self._turns_since_checkpoint = 0
+
+    def _committed(self) -> dict[str, Any]:
+        return {
+            "tokens": self.tokens,
+            "events": self.events,
+            "turns": self.turn_count,
+            "checkpoints": self.checkpoint_count,
+            "states": self.state_count,
+            "sites": {f"site{t.index}": {"steps": t.steps, "rows": t.rows} for t in self.taps},
+        }
+
+    def commit(self) -> None:
+        """Commit what was recorded since the last commit (a turn of kind "close")."""
+        self._commit(S.CLOSE_TURN, checkpoint=True)
+
+    def close(self) -> None:
+        """Commit the rest with a final checkpoint, detach and stop the writer."""
+        if self.closed:
+            return
+        try:
+            self.commit()
+        finally:
+            self.closed = True
+            for tap in self.taps:
+                if tap in tap.synapses.observers:
+                    tap.synapses.observers.remove(tap)
+            if self in self.model.observers:
+                self.model.observers.remove(self)
+            self.writer.close()
+
+
+def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
+    specs = []
+    for name, adapter in model.adapters.items():
+        for site, layer in adapter.layers.items():
+            n_pre, n_post = layer.weights.shape
+            t = layer.pre.shape[0]
+            specs.append(S.SiteSpec(len(specs), name, site, layer.kind, n_pre, n_post, t))
+    return specs
+
+
+def _store_attrs(model: PlasticModel, seed: int | None) -> dict[str, Any]:
+    adapters = {}
+    for name, adapter in model.adapters.items():
+        config = adapter.config.to_dict()
+        config["rule_params"] = next(iter(adapter.layers.values())).synapses.params.to_dict()
+        config["reward_params"] = adapter.rewards.params_dict()
+        adapters[name] = config
+    first = next(iter(model.adapters.values())).config
+    return {
+        "plastic_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "backbone": {
+            "content_hash": model.backbone_hash,
+            "name": model.config.name,
+            "vocab_size": model.config.vocab_size,
+        },
+        "adapters": adapters,
+        "rule": first.rule,
+        "reward": list(first.reward),
+        "seed": first.seed if seed is None else int(seed),
+        "guards": model.guards.to_dict(),
+    }
+
+
+def _check_compatible(
+    path: Path,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    specs: list[S.SiteSpec],
+    force: bool,
+) -> None:
+    """Refuse to continue a store of another backbone or rule (unless force) or sites."""
+    old_sites = [S.SiteSpec.from_dict(s) for s in old["sites"]]
+    if old_sites != specs:
+        raise TraceError(
+            f"{path} records other adapter sites ({', '.join(s.key for s in old_sites)}); "
+            "record into a new store"
+        )
+    if force:
+        return
+    old_hash = old["backbone"].get("content_hash")
+    if old_hash != new["backbone"]["content_hash"]:
+        raise TraceError(
+            f"{path} was recorded with backbone {str(old_hash)[:12]}, this model is "
+            f"{new['backbone']['content_hash'][:12]}; use --force to record into it anyway"
+        )
+    for name, config in new["adapters"].items():
+        old_config = old["adapters"].get(name, {})
+        if old_config.get("rule") != config["rule"]:
+            raise TraceError(
+                f"{path} records adapter {name!r} learning with {old_config.get('rule')!r}, "
+                f"not {config['rule']!r}; use --force to record into it anyway"
+            )
