@@ -156,7 +156,8 @@ class TraceReader:
     def checkpoints(self) -> list[Checkpoint]:
         events = self.read("checkpoints/event")
         turns = self.read("checkpoints/turn")
-        return [Checkpoint(k, int(e), int(t)) for k, (e, t) in enumerate(zip(events, turns))]
+        pairs = zip(events, turns, strict=True)
+        return [Checkpoint(k, int(e), int(t)) for k, (e, t) in enumerate(pairs)]
 
     def checkpoint_weights(self, site: SiteSpec, index: int) -> np.ndarray:
         return np.asarray(self._array(f"{site.group}/checkpoint_weights")[index])
