@@ -47,6 +47,10 @@ class ReplayOptions:
     epochs: int = 1
     verify: bool = False
     progress: Callable[[int, int], None] | None = None  # (events done, events total)
+    # called as at_event(e, synapses) before event e is applied, for e in `at_events`
+    # (and with e = number of events at the end), in the first epoch
+    at_events: tuple[int, ...] = ()
+    at_event: Callable[[int, dict[str, PlasticSynapses]], None] | None = None
 
 
 @dataclass
@@ -169,6 +173,7 @@ class OpenLoopReplay:
             rasters = {i: _Rasters(reader, spec) for i, spec in specs.items()}
             slots: dict[int, dict[int, Any]] = {i: {} for i in specs}
             pending = list(checkpoints) if (opts.verify and epoch == 0) else []
+            marks = sorted(opts.at_events) if (opts.at_event and epoch == 0) else []
             for start in range(0, n_events, EVENT_BATCH):
                 stop = min(start + EVENT_BATCH, n_events)
                 kind = reader.read("events/kind", start, stop)
@@ -180,6 +185,8 @@ class OpenLoopReplay:
                     e = start + k
                     while pending and pending[0].event <= e:
                         diffs.append(self._compare(pending.pop(0)))
+                    while marks and marks[0] <= e:
+                        opts.at_event(marks.pop(0), self.synapses)  # type: ignore[misc]
                     total_steps += self._apply(
                         int(kind[k]), int(site[k]), int(a[k]), int(b[k]), float(value[k]),
                         specs, rasters, slots, epoch,
@@ -188,6 +195,8 @@ class OpenLoopReplay:
                     opts.progress(epoch * n_events + stop, opts.epochs * n_events)
             while pending:
                 diffs.append(self._compare(pending.pop(0)))
+            for mark in marks:
+                opts.at_event(mark, self.synapses)  # type: ignore[misc]
         seconds = time.perf_counter() - t0
         result = ReplayResult(
             self.synapses,

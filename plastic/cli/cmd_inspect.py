@@ -1,0 +1,137 @@
+"""`plastic inspect`: what a trace holds: overview, spike rates, weight changes, rewards."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plastic.cli.app import app
+from plastic.errors import ConfigError
+
+PLOT_HINT = "--plot needs matplotlib: pip install 'plastic-snn[plot]'"
+
+
+@app.command("inspect")
+def inspect_cmd(
+    trace: Annotated[Path, typer.Argument(help="Trace store (a .zarr directory).")],
+    rates: Annotated[
+        bool, typer.Option("--rates", help="Spike rates per site; rate vs surprise.")
+    ] = False,
+    weights: Annotated[
+        bool, typer.Option("--weights", help="Weight-change norms per turn.")
+    ] = False,
+    reward: Annotated[bool, typer.Option("--reward", help="Reward and baseline.")] = False,
+    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Most active neurons.")] = 5,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a figure (PNG) of what was asked.")
+    ] = None,
+) -> None:
+    """Inspect a trace store: sizes and sessions, and what --rates/--weights/--reward ask."""
+    from plastic.replay import analysis
+    from plastic.replay.reader import TraceReader
+
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ConfigError(PLOT_HINT) from None
+    reader = TraceReader(trace)
+    sites = [reader.site(site)] if site is not None else reader.sites
+    report: dict[str, Any] = {"overview": analysis.overview(reader)}
+    if rates:
+        report["rates"] = analysis.rates_report(reader, sites, top_k)
+        report["rate_vs_surprise"] = [
+            analysis.rate_surprise(reader, spec) for spec in sites if spec.kind == "readout"
+        ]
+    if weights:
+        report["weights"] = analysis.weights_report(reader, sites)
+    if reward:
+        report["reward"] = analysis.reward_report(reader)
+    if plot is not None:
+        from plastic.replay.plot import plot_report
+
+        plot_report(reader, sites, report, plot)
+        report["plot"] = str(plot)
+    if json_out:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    _print(report)
+
+
+def _print(report: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    out = Console(highlight=False, soft_wrap=True)
+    o = report["overview"]
+    turns = ", ".join(f"{v} {k}" for k, v in o["turns"].items() if v)
+    out.print(
+        f"[bold]{o['path']}[/] · schema v{o['schema_version']} · backbone "
+        f"{o['backbone'].get('name')} {str(o['backbone'].get('content_hash'))[:12]} · rule "
+        f"{o['rule']} · reward {','.join(o['reward'] or [])}"
+    )
+    out.print(
+        f"{o['sessions']} session(s), {o['tokens']:,} tokens, {o['events']:,} events, "
+        f"{turns or 'no turns'}, {o['checkpoints']} checkpoints"
+    )
+    out.print(f"{o['bytes']:,} bytes on disk = {o['bytes_per_token']:,.1f} bytes/token")
+    for key, s in o["sites"].items():
+        t, n_pre, n_post = s["raster_shape"]
+        out.print(
+            f"  {key} ({s['kind']}): {s['steps']:,} rule steps of [{t}x{n_pre}] pre + "
+            f"[{t}x{n_post}] post, rasters {s['raster_bytes_per_token']:,.1f} bytes/token"
+        )
+    for key, entry in report.get("rates", {}).items():
+        for population in ("pre", "post"):
+            if population not in entry:
+                continue
+            r = entry[population]
+            top = ", ".join(f"#{t['neuron']} {t['rate']:.2f}" for t in r["top"])
+            out.print(
+                f"[bold]{key}[/] {population}: {r['neurons']} neurons over {r['steps']:,} steps: "
+                f"mean rate {r['mean_rate']:.4f} (sparsity {r['sparsity']:.1%}), "
+                f"{r['dead']} dead, {r['saturated']} saturated (>= 90%)"
+            )
+            out.print(f"  top: {top}")
+            out.print(
+                f"  rate over time [{r['rate_min_step']:.3f}..{r['rate_max_step']:.3f}]: "
+                f"{r['sparkline']}"
+            )
+    for c in report.get("rate_vs_surprise", []):
+        if c["r"] is None:
+            out.print(f"rate vs surprise ({c['site']}): {c.get('note')}")
+            continue
+        fz, bs = c["fisher_ci95"], c["bootstrap_ci95"]
+        boot = f", block bootstrap [{bs[0]:+.3f}, {bs[1]:+.3f}]" if bs else ""
+        out.print(
+            f"rate vs surprise ({c['site']}): Pearson r = {c['r']:+.3f} over {c['n']:,} tokens; "
+            f"95% CI Fisher z [{fz[0]:+.3f}, {fz[1]:+.3f}]{boot}"
+        )
+    for key, w in report.get("weights", {}).items():
+        d = w["distribution"]
+        if d is None:
+            out.print(f"[bold]{key}[/] weights: no turns")
+            continue
+        out.print(
+            f"[bold]{key}[/] weight change per turn (||dW||_F, {len(w['turns'])} turns): "
+            f"min {d['min']:.3g}, median {d['median']:.3g}, p75 {d['p75']:.3g}, "
+            f"max {d['max']:.3g}"
+        )
+        out.print(f"  per turn: {w['sparkline']}")
+    if "reward" in report:
+        r = report["reward"]
+        mean = f"{r['reward_mean']:+.3f}" if r["reward_mean"] is not None else "-"
+        out.print(
+            f"reward: {r['rewarded_tokens']:,} of {r['tokens']:,} tokens rewarded, mean {mean}, "
+            f"sum {r['reward_sum']:+.2f}; feedback {r['feedback'] or 'none'}"
+        )
+        out.print(f"  reward:   {r['reward_sparkline']}")
+        out.print(f"  baseline: {r['baseline_sparkline']} (last {r['baseline_last']})")
+        out.print(f"  surprise: {r['surprise_sparkline']} (mean {r['surprise_mean_bits']} bits)")
+    if "plot" in report:
+        out.print(f"figure written to {report['plot']}")

@@ -1,0 +1,178 @@
+"""Closed-loop replay: re-run the backbone over the recorded tokens with a (new) rule.
+
+The recorded conversation is re-executed through the learning engine, so the adapter's
+own spikes and its own rewards (from its own predictions) drive learning: user turns go
+through `engine.observe` (same chunking, cap checks and learning limits as in chat), the
+model's recorded replies are fed token by token inside `engine.generating()` (forced, not
+sampled), and the recorded turn ends, /good, /bad, /undo and resets are applied where
+they happened, with the engine's own guards. It needs the recorded backbone (checked by
+content hash). With the recorded rule it reproduces the recorded weights up to the
+floating-point differences of the backbone's chunking; with another rule it answers
+"what would this rule have learnt from this conversation".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plastic.errors import TraceError
+from plastic.replay import schema as S
+from plastic.replay.reader import TraceReader
+
+if TYPE_CHECKING:
+    from plastic.models.spiking_lm import SpikingLM
+    from plastic.plasticity.model import PlasticModel
+
+ENGINE_EVENTS = (S.TURN_BEGIN, S.TURN_END, S.FEEDBACK, S.UNDO, S.ENGINE_RESET)
+
+
+@dataclass
+class ClosedLoopResult:
+    model: PlasticModel
+    tokens: int
+    seconds: float
+    final_diff: dict[str, float] = field(default_factory=dict)  # vs the last checkpoint
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("inf")
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, adapter in self.model.adapters.items():
+            for site, layer in adapter.layers.items():
+                layer.synapses.sync()
+                out[f"{name}/{site}"] = layer.weights.copy()
+        return out
+
+
+def check_backbone(reader: TraceReader, backbone: SpikingLM) -> None:
+    """TraceError unless `backbone` is the one every session was recorded with."""
+    from plastic.models.checkpoint import model_hash
+
+    have = getattr(backbone, "content_hash", None) or model_hash(backbone)
+    for session in reader.sessions or [{"backbone": reader.attrs["backbone"]}]:
+        want = session["backbone"].get("content_hash")
+        if want != have:
+            raise TraceError(
+                f"{reader.path} was recorded with backbone {str(want)[:12]}, but the model "
+                f"given is {have[:12]}: pass the recorded model with --model"
+            )
+
+
+def build_model(
+    reader: TraceReader,
+    backbone: SpikingLM,
+    *,
+    rule: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    load_start: bool = True,
+) -> PlasticModel:
+    """A PlasticModel with the trace's adapters (rule/params overridden), at the start state."""
+    from plastic.plasticity.config import AdapterConfig, GuardConfig
+    from plastic.plasticity.model import PlasticModel
+
+    session = reader.sessions[0]
+    guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
+    model = PlasticModel(backbone, guards=guards)
+    for name, config in session["adapters"].items():
+        data = dict(config)
+        if rule is not None and rule != data["rule"]:
+            data["rule"] = rule
+            data["rule_params"] = {}
+        data["rule_params"] = {**data.get("rule_params", {}), **dict(params or {})}
+        model.add_adapter(name, AdapterConfig.from_dict(data))
+    if load_start:
+        for spec in reader.sites:
+            syn = model.adapters[spec.adapter].layers[spec.site].synapses
+            recorded_rule = session["adapters"][spec.adapter]["rule"]
+            weights, state = reader.state(spec, int(session["state"]), recorded_rule)
+            weights = np.clip(weights, syn.w_min, syn.w_max)
+            if syn.rule.name == recorded_rule:
+                syn.load(weights, state)
+            else:
+                syn.weights[...] = weights
+    return model
+
+
+def closed_loop(
+    reader: TraceReader,
+    backbone: SpikingLM,
+    *,
+    rule: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ClosedLoopResult:
+    """Re-run the recorded conversation through the engine (see the module docstring)."""
+    from plastic.models.generate import Conversation
+    from plastic.models.tokenizer import BOS
+
+    check_backbone(reader, backbone)
+    if not reader.sessions:
+        raise TraceError(f"{reader.path}: no committed session: nothing to replay")
+    model = build_model(reader, backbone, rule=rule, params=params)
+    engine = model.engine
+    ids = reader.read("tokens/id").astype(np.int64)
+    flags = reader.read("tokens/flags")
+    kinds = reader.read("events/kind")
+    at = reader.read("events/token")
+    values = reader.read("events/value")
+    t0 = time.perf_counter()
+    conv = Conversation(model, seed=0)  # feeds <bos>, as the recorded conversation began
+    cursor = 1 if ids.size and ids[0] == BOS else 0
+    total = int(ids.size)
+
+    def feed_to(stop: int) -> None:
+        nonlocal cursor
+        while cursor < stop:
+            phase = "generate" if flags[cursor] & S.GENERATED else "observe"
+            end = cursor + 1
+            while end < stop and bool(flags[end] & S.GENERATED) == (phase == "generate"):
+                if phase == "generate" and flags[end] & S.PASS_START:
+                    break
+                if ids[end] == BOS:
+                    break
+                end += 1
+            run = ids[cursor:end]
+            engine.learning = bool(flags[cursor] & S.LEARNING)
+            if run.size == 1 and run[0] == BOS:
+                conv.reset()
+            elif phase == "observe":
+                engine.observe(conv, run.tolist())
+            else:
+                with engine.generating():
+                    conv.feed(run.tolist(), token_by_token=True)
+            cursor = end
+            if progress is not None:
+                progress(cursor, total)
+
+    for e in np.flatnonzero(np.isin(kinds, ENGINE_EVENTS)):
+        feed_to(int(at[e]))
+        kind = int(kinds[e])
+        if kind == S.TURN_BEGIN:
+            engine.begin_turn()
+        elif kind == S.TURN_END:
+            engine.end_turn()
+        elif kind == S.FEEDBACK:
+            engine.feedback(float(values[e]))
+        elif kind == S.UNDO:
+            engine.undo()
+        elif kind == S.ENGINE_RESET:
+            engine.reset()
+    feed_to(total)
+    seconds = time.perf_counter() - t0
+    result = ClosedLoopResult(model, total, seconds)
+    checkpoints = reader.checkpoints()
+    if checkpoints:
+        last = checkpoints[-1]
+        weights = result.weights()
+        for spec in reader.sites:
+            recorded = reader.checkpoint_weights(spec, last.index)
+            diff = np.abs(weights[spec.key].astype(np.float64) - recorded)
+            result.final_diff[spec.key] = float(diff.max())
+    return result

@@ -1,0 +1,55 @@
+"""`--out DIR`: write a replay's result as an adapter that `plastic chat --adapter DIR` loads.
+
+The adapter is written into a temporary sibling directory and renamed into place only
+when complete, so an interrupted replay (Ctrl-C) leaves no half-written output; an
+existing non-empty DIR is refused (nothing is overwritten). Reward-source states start
+fresh (a trace records rewards, not the reward sources' running statistics).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plastic.errors import TraceError
+
+if TYPE_CHECKING:
+    from plastic.plasticity.model import PlasticModel
+    from plastic.plasticity.synapses import PlasticSynapses
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output path that exists and is not an empty directory (before any work)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TraceError(f"{out} already exists and is not empty; choose another --out")
+
+
+def load_into(model: PlasticModel, synapses: Mapping[str, PlasticSynapses]) -> None:
+    """Copy replayed weights and rule states into `model`'s adapters (keys "adapter/site")."""
+    for key, syn in synapses.items():
+        adapter, site = key.split("/", 1)
+        target = model.adapters[adapter].layers[site].synapses
+        if target.rule.name != syn.rule.name:
+            raise TraceError(f"internal: {key} replayed with {syn.rule.name}, model has another")
+        target.load(syn.weights.copy(), syn.state_arrays())
+
+
+def save_atomically(model: PlasticModel, out: Path) -> list[Path]:
+    """`model.save` into a temporary sibling, then rename it to `out`."""
+    out = Path(out)
+    check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save(tmp)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out]
