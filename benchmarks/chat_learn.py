@@ -1,4 +1,4 @@
-"""Tokens/s with learning on vs off, measured in the same run (`plastic bench chat --learn`).
+"""Tokens/s with learning on vs off, measured in one run: `plastic bench chat --learn`.
 
 One backbone, three ways of running it, interleaved `repeats` times so that a change of
 machine load hits all alike: the bare backbone ("backbone"), the adapters attached with
