@@ -19,17 +19,9 @@ from plastic.models.generate import Conversation
 from plastic.models.spiking_lm import SpikingLM
 from tests.cli.test_errors import assert_one_line_error, run_main
 from tests.conftest import small_config
+from tests.plasticity.conftest import FACT
 
 runner = CliRunner()
-FACT = "The zorblat of Quimby is teal and purple, and it hums at dawn."
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def run_script(tmp_path: Path, model_dir: Path, lines: list[str], *flags: str) -> list[dict]:
