@@ -21,6 +21,15 @@ def small_config(**overrides) -> ModelConfig:
     return preset("tiny", **base)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs torch on one thread: tiny tensors, and CI's two cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def small_model() -> SpikingLM:
     torch.manual_seed(1234)

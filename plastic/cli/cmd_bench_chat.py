@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from plastic.cli.app import bench_app
 from plastic.cli.cmd_chat import MODEL_HELP
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from plastic.models.spiking_lm import SpikingLM
 
 
 @bench_app.command("chat")
@@ -28,9 +34,25 @@ def bench_chat_cmd(
         bool, typer.Option("--check", help="Exit 1 if the far/near ratio is below 0.9.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    learn: Annotated[
+        bool,
+        typer.Option(
+            "--learn",
+            help="Instead: tokens/s with adapters learning vs attached but not learning "
+            "(and the bare backbone), generating and reading, in one run.",
+        ),
+    ] = False,
+    rule: Annotated[
+        str, typer.Option("--rule", help="With --learn: the adapter's learning rule.")
+    ] = "rstdp",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the JSON result to this file.")
+    ] = None,
 ) -> None:
-    """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory."""
-    from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
+    """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory.
+
+    With --learn: the cost of learning, tokens/s learning ÷ not learning (>= 0.9 wanted).
+    """
     from rich.console import Console
 
     from plastic.models.checkpoint import resolve_model
@@ -39,11 +61,17 @@ def bench_chat_cmd(
         raise typer.BadParameter(f"must be greater than --near ({near})", param_hint="--far")
     lm = resolve_model(model)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if learn:
+        _bench_learn(lm, tokens, repeats, seed, rule, check, json_out, output, err)
+        return
+    from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
+
     err.print(
         f"bench chat: {lm.config.name}, positions {near} and {far}, {tokens} tokens x {repeats}"
     )
     cfg = ChatBenchConfig(near=near, far=far, tokens=tokens, repeats=repeats, seed=seed)
     result = run_chat_bench(lm, cfg)
+    _write(result, output)
     if json_out:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -58,4 +86,54 @@ def bench_chat_cmd(
         out.print(f"peak memory {result['peak_rss_mb']:.0f} MiB (process peak RSS)")
     if check and not result["constant_cost"]:
         err.print(f"[red]check failed:[/] ratio {result['ratio']:.3f} < {result['min_ratio']}")
+        raise typer.Exit(1)
+
+
+def _write(result: dict, output: Path | None) -> None:
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+def _bench_learn(
+    lm: SpikingLM,
+    tokens: int,
+    repeats: int,
+    seed: int,
+    rule: str,
+    check: bool,
+    json_out: bool,
+    output: Path | None,
+    err: Console,
+) -> None:
+    """`plastic bench chat --learn`: see plastic_benchmarks.chat_learn."""
+    from plastic_benchmarks.chat_learn import LearnBenchConfig, run_learn_bench
+    from rich.console import Console
+
+    from plastic.plasticity.config import AdapterConfig
+
+    cfg = LearnBenchConfig(
+        tokens=tokens, repeats=repeats, seed=seed, adapter=AdapterConfig(rule=rule)
+    )
+    err.print(f"bench chat --learn: {lm.config.name}, rule {rule}, {tokens} tokens x {repeats}")
+    result = run_learn_bench(lm, cfg)
+    _write(result, output)
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        out = Console(highlight=False, soft_wrap=True)
+        out.print(
+            f"{'tokens/s':<10} {'backbone':>9} {'frozen':>9} {'learning':>9}  ratio  (CPU ratio)"
+        )
+        for mode in ("generate", "observe"):
+            row = result[mode]
+            speeds = row["tokens_per_s"]
+            verdict = "[green]ok[/]" if row["ok"] else "[red]below 0.9[/]"
+            out.print(
+                f"{mode:<10} {speeds['backbone']:9.1f} {speeds['frozen']:9.1f} "
+                f"{speeds['learning']:9.1f}  {row['ratio']:.3f}  ({row['ratio_cpu']:.3f}) {verdict}"
+            )
+        out.print("ratio = learning / frozen (adapters attached, not learning), same run")
+    if check and not result["ok"]:
+        err.print(f"[red]check failed:[/] a learning/frozen ratio is below {result['min_ratio']}")
         raise typer.Exit(1)

@@ -40,6 +40,34 @@ def chat_cmd(
         bool,
         typer.Option("--json", help="One JSON object per turn or command on stdout."),
     ] = False,
+    learn: Annotated[
+        bool,
+        typer.Option(
+            "--learn/--no-learn",
+            help="Plastic adapters learn from the conversation (user turns: surprise; "
+            "/good, /bad: the last reply).",
+        ),
+    ] = False,
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule",
+            help="Learning rule of a new adapter (see `plastic rules`).",
+            show_default="rstdp",
+        ),
+    ] = None,
+    reward: Annotated[
+        str | None,
+        typer.Option(
+            "--reward",
+            help="Reward sources of a new adapter, comma-separated.",
+            show_default="surprise,feedback",
+        ),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option("--adapter", help="Resume a saved adapter (a /save directory)."),
+    ] = None,
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
@@ -60,12 +88,25 @@ def chat_cmd(
     from plastic.models.generate import Conversation, Sampling
 
     lm = resolve_model(model)
+    learning = None
+    if learn or adapter is not None or rule is not None or reward is not None:
+        from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
+
+        plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
+        learning = ChatLearning(plastic, learning=learn)
     options = ChatOptions(
         max_new_tokens=max_new_tokens,
         sampling=Sampling(temperature=temperature, top_k=top_k or None).validate(),
     )
     renderer = JsonRenderer(sys.stdout) if json_out else RichRenderer(echo_input=not interactive)
-    session = ChatSession(Conversation(lm, seed=seed), renderer, options)
+    from plastic.cli.chat.learning import attach_learning, attach_learning_unavailable
+
+    if learning is None:
+        session = ChatSession(Conversation(lm, seed=seed), renderer, options)
+        attach_learning_unavailable(session)
+    else:
+        session = ChatSession(Conversation(learning.model, seed=seed), renderer, options)
+        attach_learning(session, learning)
 
     if prompt is not None:
         session.handle(prompt)
@@ -90,7 +131,11 @@ def _banner(session: ChatSession) -> None:
     lm = session.conversation.model
     name = lm.config.name
     params = lm.num_parameters()
+    learning = ""
+    if session.learner is not None:
+        status = session.learner.status()
+        learning = f" · learning {status.get('learn', 'off')}"
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"[bold]plastic chat[/] · {name} ({params:,} parameters) · seed "
-        f"{session.conversation.seed} · /help for commands · Ctrl-D to leave"
+        f"{session.conversation.seed}{learning} · /help for commands · Ctrl-D to leave"
     )

@@ -145,14 +145,32 @@ class ChatLearning:
         """/undo: the adapters' weights as they were before the last turn (bit for bit)."""
         return self.engine.undo().message
 
+    def score(self, text: str) -> dict[str, float]:
+        """Bits/byte of `text` under the current adapters and under the frozen backbone,
+        each from a fresh state; learns nothing and leaves the conversation as it was."""
+        if not text.strip():
+            raise ConfigError("/score needs a text to score: /score TEXT")
+        now = self.engine.score(text)
+        with self.model.disable_adapter():
+            frozen = self.model.score(text)
+        return {
+            "bits_per_byte": now,
+            "frozen_bits_per_byte": frozen,
+            "change_vs_frozen": now - frozen,
+            "bytes": len(text.encode("utf-8")),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """The engine's figures per adapter and site (see `LearningEngine.stats`)."""
+        return self.engine.stats()
+
     def cmd_score(self, arg: str) -> str:
         """/score TEXT: bits/byte of TEXT now (learns nothing), and under the frozen backbone."""
-        if not arg:
-            raise ConfigError("/score needs a text to score")
-        now = self.engine.score(arg)
-        with self.model.disable_adapter():
-            frozen = self.model.score(arg)
-        return f"{now:.4f} bits/byte ({now - frozen:+.4f} vs the frozen backbone)"
+        figures = self.score(arg)
+        return (
+            f"{figures['bits_per_byte']:.4f} bits/byte "
+            f"({figures['change_vs_frozen']:+.4f} vs the frozen backbone)"
+        )
 
     def cmd_save(self, arg: str) -> str:
         """/save DIR: save the adapters with their learning state."""

@@ -3,7 +3,7 @@
     [project.entry-points."plastic.rewards"]
     myreward = "mypackage.myreward"       # a module (or "module:object") satisfying RewardSource
 
-Same conventions as learning rules (see `plastic.plasticity.plugins`). Built-ins:
+Same machinery and conventions as learning rules (`plastic.plugins.PluginRegistry`). Built-ins:
 `surprise` and `feedback`; `callback` is whatever `register_reward(callback_reward(fn))`
 registered in this process.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from plastic.errors import ConfigError
-from plastic.plasticity.plugins import PluginRegistry
 from plastic.plasticity.reward_protocol import RewardSource, protocol_problems
+from plastic.plugins import PluginRegistry
 
 ENTRY_POINT_GROUP = "plastic.rewards"
 BUILTIN_REWARDS = {

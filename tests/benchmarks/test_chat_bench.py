@@ -9,22 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
 from typer.testing import CliRunner
 
 from plastic.cli.app import app
 from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
 from plastic.models.spiking_lm import SpikingLM
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_report_structure(small_model: SpikingLM) -> None:

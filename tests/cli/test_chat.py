@@ -26,15 +26,6 @@ runner = CliRunner()
 SITES = {"encoder", "blocks.0.mix", "blocks.0.ffn", "blocks.1.mix", "blocks.1.ffn"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def chat(*args: str | Path, input: str | bytes | None = None) -> str:
     """Run `plastic chat ARGS`; assert success; return stdout."""
     result = runner.invoke(app, ["chat", *map(str, args)], input=input)

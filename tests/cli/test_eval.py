@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from plastic.cli.app import app
@@ -16,15 +15,6 @@ from plastic.models.evaluate import bits_per_byte
 
 runner = CliRunner()
 TEXT = "It was the best of times, it was the worst of times. Ça va? \n".encode() * 12
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_eval_json_agrees_with_bits_per_byte(tmp_path: Path, small_model_dir: Path) -> None:

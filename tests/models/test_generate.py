@@ -21,15 +21,6 @@ from tests.conftest import small_config
 TEXT = b"The quick brown fox jumps over the lazy dog, and then it naps."
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the (shared) cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(seed: int) -> SpikingLM:
     torch.manual_seed(seed)
     return SpikingLM(small_config()).eval()

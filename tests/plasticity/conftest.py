@@ -15,15 +15,6 @@ FACT = "The zorblat of Quimby is teal and purple, and it hums at dawn."
 CONTROL = "A man walked slowly down the road to the harbour to watch the boats."
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids oversubscribing the shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_backbone(seed: int = 1234) -> SpikingLM:
     torch.manual_seed(seed)
     return SpikingLM(small_config()).eval()

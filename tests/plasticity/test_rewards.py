@@ -21,7 +21,6 @@ from plastic.plasticity import (
 )
 from plastic.plasticity import reward_feedback as feedback
 from plastic.plasticity import reward_surprise as surprise
-from plastic.plasticity.plugins import PluginRegistry
 from plastic.plasticity.reward_protocol import (
     GENERATE,
     OBSERVE,
@@ -30,6 +29,7 @@ from plastic.plasticity.reward_protocol import (
     protocol_problems,
 )
 from plastic.plasticity.reward_registry import BUILTIN_REWARDS, ENTRY_POINT_GROUP
+from plastic.plugins import PluginRegistry
 from plastic.rules.registry import DISABLE_AUTOLOAD_ENV
 from tests.plasticity.conftest import FACT, chat_turn, make_plastic, weights_of
 
@@ -195,7 +195,8 @@ class _FakeEntryPoint:
 
 
 def test_entry_point_plugins_load_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plastic.plasticity import plugins, reward_protocol
+    from plastic import plugins
+    from plastic.plasticity import reward_protocol
 
     plugin = callback_reward(lambda *a: 1.0, name="fromep")
     ep = _FakeEntryPoint("fromep", "fakepkg.rewards:fromep", plugin)
@@ -215,7 +216,8 @@ def test_entry_point_plugins_load_lazily(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_broken_plugin_is_an_error_only_when_requested(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plastic.plasticity import plugins, reward_protocol
+    from plastic import plugins
+    from plastic.plasticity import reward_protocol
 
     ep = _FakeEntryPoint("broken", "fakepkg:broken", SimpleNamespace(name="broken"))
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep])
@@ -223,7 +225,7 @@ def test_a_broken_plugin_is_an_error_only_when_requested(monkeypatch: pytest.Mon
         "reward source", ENTRY_POINT_GROUP, {}, reward_protocol.protocol_problems, ConfigError
     )
     assert registry.names() == ["broken"]
-    with pytest.raises(ConfigError, match="not valid"):
+    with pytest.raises(ConfigError, match="not a valid plastic reward source"):
         registry.get("broken")
 
 

@@ -127,7 +127,7 @@ def test_broken_plugins_warn_in_listings_and_fail_on_use(fake_plugins) -> None:
     assert "missing" in messages and "wrong" in messages
     with pytest.raises(RuleError, match="failed to import"):
         get_rule("missing")
-    with pytest.raises(RuleError, match="not a valid plastic rule"):
+    with pytest.raises(RuleError, match="not a valid plastic learning rule"):
         get_rule("wrong")
 
 

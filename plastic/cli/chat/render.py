@@ -28,7 +28,19 @@ STATUS_FORMATS: dict[str, Callable[[Any], str]] = {
     "tokens_per_s": lambda v: f"{v:.1f} tok/s",
     "sparsity": lambda v: "sparsity -" if v is None else f"sparsity {v:.1%}",
     "stop": lambda v: f"stopped: {v.replace('_', ' ')}",
+    # learning (`plastic chat --learn`, see plasticity.engine.LearningEngine.status)
+    "learn": lambda v: f"learn {v}",
+    "reward": lambda v: "reward " + _signed(v),
+    "probe_bpb": lambda v: f"probe {v:.3f} b/B",
+    "guard": lambda v: f"GUARD {v}",
 }
+
+
+def _signed(value: Any) -> str:
+    """A reward or a list of them (one per adapter), e.g. +0.42."""
+    if isinstance(value, list | tuple):
+        return "/".join(_signed(v) for v in value)
+    return "-" if value is None else f"{value:+.3g}"
 
 
 def format_status(fields: dict[str, Any]) -> str:

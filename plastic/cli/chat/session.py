@@ -12,14 +12,21 @@ Extension points for later features (learning, rewards, adapters):
   and to each `--json` turn object;
 - `session.on_reset` callables run after `/reset`;
 - `session.conversation.on_step` observers see every forward pass, and
-  `conversation.token_by_token = True` feeds prompts one token per pass.
+  `conversation.token_by_token = True` feeds prompts one token per pass;
+- `session.learner` (a `TurnLearner`, e.g. `plastic chat --learn`'s ChatLearning) is told
+  when a turn begins and ends, reads the user's bytes in place of `conversation.feed`,
+  and wraps the reply's generation. Its `end_turn` runs even when Ctrl-C ends the turn,
+  with further Ctrl-C held back until it returns, so the guards always close a turn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from plastic.cli.chat.commands import PREFIX, SlashCommands, is_command
 from plastic.cli.chat.render import Renderer
@@ -36,6 +43,18 @@ USER_ECHO_CHARS = 1000  # longer user lines are shortened in reports (the model 
 PROGRESS_MIN_TOKENS = 8192  # show a prefill progress bar for prompts at least this long
 
 StatusField = Callable[["TurnResult"], dict[str, Any]]
+Advance = Callable[[int, int], None]
+
+
+class TurnLearner(Protocol):
+    """What learns from a chat's turns (see `plastic.plasticity.chat_learning.ChatLearning`)."""
+
+    def begin_turn(self) -> None: ...
+    def observe(
+        self, conversation: Conversation, data: bytes, *, progress: Advance | None
+    ) -> Any: ...
+    def generating(self) -> AbstractContextManager[None]: ...
+    def end_turn(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,7 @@ class ChatSession:
         self.commands = SlashCommands(self)
         self.status_fields: list[StatusField] = []
         self.on_reset: list[Callable[[], None]] = []
+        self.learner: TurnLearner | None = None
         self.quit_requested = False
         self.turns = 0
         self.last_turn: TurnResult | None = None
@@ -130,15 +150,23 @@ class ChatSession:
         data = format_turn(user)
         start, gen, feed_s = conv.position, None, 0.0
         rates_before = dict(conv.rates.sums), conv.rates.tokens
+        learner = self.learner
+        if learner is not None:
+            learner.begin_turn()
         try:
             feed_s = self._feed(data)
             gen = conv.generate(
                 self.options.max_new_tokens, self.options.sampling, stop=self.options.stop
             )
-            self._stream(gen)
+            with learner.generating() if learner is not None else nullcontext():
+                self._stream(gen)
         except KeyboardInterrupt:
             if gen is not None:
                 gen.stop("interrupted")
+        finally:
+            if learner is not None:
+                with interrupts_deferred():
+                    learner.end_turn()
         result = self._result(text, len(user), start, gen, feed_s, rates_before)
         self.turns += 1
         self.last_turn = result
@@ -148,9 +176,15 @@ class ChatSession:
     def _feed(self, data: bytes) -> float:
         """Feed the turn's bytes (with a progress bar when long); return seconds taken."""
         if len(data) < PROGRESS_MIN_TOKENS:
-            return self.conversation.feed(data).seconds
+            return self._read(data, None)
         with self.renderer.progress("reading", len(data)) as advance:
-            return self.conversation.feed(data, progress=advance).seconds
+            return self._read(data, advance)
+
+    def _read(self, data: bytes, progress: Advance | None) -> float:
+        """The user's bytes into the conversation: through the learner when there is one."""
+        if self.learner is not None:
+            return self.learner.observe(self.conversation, data, progress=progress).seconds
+        return self.conversation.feed(data, progress=progress).seconds
 
     def _stream(self, gen: Generation) -> None:
         """Print the reply as it is generated (incomplete UTF-8 is held back)."""
@@ -227,3 +261,22 @@ class ChatSession:
             "conversation_rates": conv.rates.mean(),
             "conversation_sparsity": conv.rates.sparsity(),
         }
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while the block runs (so it cannot stop half way), then raise it.
+
+    Only the main thread can set signal handlers; elsewhere the block just runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

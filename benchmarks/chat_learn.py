@@ -1,4 +1,4 @@
-"""Tokens/s with learning on vs off, measured in the same run (`plastic bench chat --learn`).
+"""Tokens/s with learning on vs off, measured in one run: `plastic bench chat --learn`.
 
 One backbone, three ways of running it, interleaved `repeats` times so that a change of
 machine load hits all alike: the bare backbone ("backbone"), the adapters attached with
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from plastic_benchmarks.chat import FILLER
 
 from plastic.models.generate import Conversation, Sampling
 from plastic.models.spiking_lm import SpikingLM
@@ -29,11 +30,7 @@ from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.model import PlasticModel
 
 MIN_RATIO = 0.9
-TEXT = (
-    b"It was a bright cold day in April, and the clocks were striking thirteen. The old "
-    b"house stood at the end of the lane, its windows dark, and nobody in the village "
-    b"could remember who had lived there last.\n\n"
-)
+TEXT = FILLER  # the same prose as the position benchmark
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from plastic.plasticity.bench import LearnBenchConfig, run_learn_bench
+from plastic_benchmarks.chat_learn import LearnBenchConfig, run_learn_bench
+
 from tests.plasticity.conftest import make_backbone
 
 

@@ -1,33 +1,44 @@
-"""A generic plugin registry: built-ins, in-process registrations and entry points, one path.
+"""One plugin registry for learning rules and reward sources: built-ins, in-process
+registrations and entry points, looked up the same way.
 
-`plastic.rules.registry` implements this pattern for learning rules only; reward sources need
-the same machinery, so here it is once, parameterised by what differs (the entry-point
-group, the built-in table, the protocol check and the error type):
+Each kind is an instance parameterised by what differs (the entry-point group, the
+built-in table, the protocol check and the error type):
 
-    REWARDS = PluginRegistry("reward source", "plastic.rewards", {"surprise": "mod"}, check, E)
-    REWARDS.get("surprise")        # imported on first use, checked, cached
-    REWARDS.register(obj)          # in-process (tests, notebooks); usable as a decorator
-    REWARDS.sources()              # name -> PluginSource, without importing anything
+    RULES = PluginRegistry("learning rule", "plastic.rules", {"stdp": "mod"}, check, RuleError)
+    RULES.get("stdp")              # imported on first use, checked, cached
+    RULES.register(obj)            # in-process (tests, notebooks); usable as a decorator
+    RULES.sources()                # name -> PluginSource, without importing anything
 
-Conventions (shared with the rule registry, see its docstring): listing never imports; the
-first source of a name wins in the order built-in, registered, entry point, and duplicates
-warn (`PluginWarning`); a broken or incompatible plugin warns when listed and raises when
-requested; PLASTIC_DISABLE_PLUGIN_AUTOLOAD=1 ignores entry points.
+Conventions (after xarray's and zarr's plugin loaders, see NOTES): listing never imports;
+the first source of a name wins in the order built-in, registered, entry point, and a
+duplicate warns once (`PluginWarning`); a broken or incompatible plugin warns when listed
+(`load_all`) and raises the registry's error when requested;
+PLASTIC_DISABLE_PLUGIN_AUTOLOAD=1 ignores entry points (like pytest's variable).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from plastic.errors import PlasticError
-from plastic.rules.registry import PluginWarning, plugins_disabled
 
 T = TypeVar("T")
+DISABLE_AUTOLOAD_ENV = "PLASTIC_DISABLE_PLUGIN_AUTOLOAD"
+
+
+class PluginWarning(UserWarning):
+    """A plugin is duplicated, broken, or incompatible (it is skipped, not fatal)."""
+
+
+def plugins_disabled() -> bool:
+    """Whether entry-point autoloading is turned off by the environment."""
+    return os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in ("", "0", "false")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +79,7 @@ class PluginRegistry(Generic[T]):
         self._registered: dict[str, PluginSource] = {}
         self._loaded: dict[str, T] = {}
         self._entry_points: list[PluginSource] | None = None
+        self._warned: set[tuple[str, str, str]] = set()  # duplicates already warned about
 
     def _builtin_sources(self) -> list[PluginSource]:
         return [
@@ -89,6 +101,7 @@ class PluginRegistry(Generic[T]):
         """Forget cached entry points and loaded plugins (after installing one in-process)."""
         self._entry_points = None
         self._loaded.clear()
+        self._warned.clear()
 
     def sources(self) -> dict[str, PluginSource]:
         """Every known plugin by name, without importing any of them. Duplicates warn."""
@@ -100,7 +113,11 @@ class PluginRegistry(Generic[T]):
             kept = sources.get(source.name)
             if kept is None:
                 sources[source.name] = source
-            elif kept.origin != source.origin or kept.target != source.target:
+            elif (kept.origin, kept.target) != (source.origin, source.target):
+                key = (source.name, source.origin, source.target)
+                if key in self._warned:
+                    continue
+                self._warned.add(key)
                 warnings.warn(
                     f"{self.kind} {source.name!r} from {source.origin} ({source.target}) is "
                     f"ignored: the name is already provided by {kept.origin} ({kept.target})",
@@ -121,7 +138,7 @@ class PluginRegistry(Generic[T]):
         source = sources.get(name)
         if source is None:
             known = ", ".join(sorted(sources)) or "none"
-            raise self.error(f"unknown {self.kind} {name!r}; known: {known}")
+            raise self.error(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
         try:
             plugin = source.load()
         except Exception as exc:  # a broken plugin must not take the caller down
@@ -136,10 +153,21 @@ class PluginRegistry(Generic[T]):
             )
         if problems:
             raise self.error(
-                f"{self.kind} {name!r} from {source.origin} is not valid: " + "; ".join(problems)
+                f"{self.kind} {name!r} from {source.origin} is not a valid plastic "
+                f"{self.kind}: " + "; ".join(problems)
             )
         self._loaded[name] = plugin  # type: ignore[assignment]
         return plugin  # type: ignore[return-value]
+
+    def load_all(self) -> list[tuple[PluginSource, T]]:
+        """Import every known plugin; broken ones warn (PluginWarning) and are left out."""
+        loaded = []
+        for name, source in sorted(self.sources().items()):
+            try:
+                loaded.append((source, self.get(name)))
+            except self.error as exc:
+                warnings.warn(str(exc), PluginWarning, stacklevel=2)
+        return loaded
 
     def register(
         self, plugin: Any = None, *, name: str | None = None, replace: bool = False
