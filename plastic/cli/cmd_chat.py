@@ -68,6 +68,14 @@ def chat_cmd(
         Path | None,
         typer.Option("--adapter", help="Resume a saved adapter (a /save directory)."),
     ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Record spikes, rewards and turns into a Zarr trace."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="--record into a store of another backbone or rule."),
+    ] = False,
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
@@ -89,11 +97,16 @@ def chat_cmd(
 
     lm = resolve_model(model)
     learning = None
-    if learn or adapter is not None or rule is not None or reward is not None:
+    recorder = None
+    if learn or adapter is not None or rule is not None or reward is not None or record:
         from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 
         plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
         learning = ChatLearning(plastic, learning=learn)
+        if record is not None:
+            from plastic.replay.recorder import TraceRecorder
+
+            recorder = TraceRecorder.attach(plastic, record, force=force, seed=seed)
     options = ChatOptions(
         max_new_tokens=max_new_tokens,
         sampling=Sampling(temperature=temperature, top_k=top_k or None).validate(),
@@ -108,15 +121,19 @@ def chat_cmd(
         session = ChatSession(Conversation(learning.model, seed=seed), renderer, options)
         attach_learning(session, learning)
 
-    if prompt is not None:
-        session.handle(prompt)
-    elif lines is not None:
-        session.run(lines)
-    elif interactive:
-        _banner(session)
-        session.run(terminal_lines(session.commands.names), interactive=True)
-    elif sys.stdin is not None:
-        session.run(stream_lines(sys.stdin))
+    try:
+        if prompt is not None:
+            session.handle(prompt)
+        elif lines is not None:
+            session.run(lines)
+        elif interactive:
+            _banner(session)
+            session.run(terminal_lines(session.commands.names), interactive=True)
+        elif sys.stdin is not None:
+            session.run(stream_lines(sys.stdin))
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def _is_terminal(*streams: object) -> bool:
