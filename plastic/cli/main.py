@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from plastic.cli import app as app_module
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     except PlasticError as exc:
         if app_module.DEBUG["on"]:
             raise
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/yellow]")
