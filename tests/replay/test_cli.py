@@ -125,7 +125,8 @@ def test_not_a_store(tmp_path: Path, capsys, command: str) -> None:
 def test_other_zarr_store(tmp_path: Path, capsys) -> None:
     import zarr
 
-    zarr.open_group(str(tmp_path / "other.zarr"), mode="w").create_array("x", shape=(3,), dtype="i4")
+    group = zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
+    group.create_array("x", shape=(3,), dtype="i4")
     code, err = run_main(["inspect", str(tmp_path / "other.zarr")], capsys)
     assert_one_line_error(code, err, "not a plastic trace store")
 
@@ -156,7 +157,8 @@ def test_truncated_and_missing_arrays(tmp_path: Path, recorded, capsys) -> None:
 
 
 def test_missing_site(recorded, capsys) -> None:
-    code, err = run_main(["inspect", str(recorded.path), "--rates", "--site", "blocks.9.ffn"], capsys)
+    argv = ["inspect", str(recorded.path), "--rates", "--site", "blocks.9.ffn"]
+    code, err = run_main(argv, capsys)
     assert_one_line_error(code, err, "no site", "default/readout")
 
 

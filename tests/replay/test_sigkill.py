@@ -1,0 +1,96 @@
+"""A chat recording killed with SIGKILL mid-turn leaves a store that opens, inspects, replays
+(up to the last finished turn) and can be recorded into again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plastic.cli.main import main
+from plastic.replay.reader import TraceReader
+from tests.plasticity.conftest import FACT
+from tests.replay.conftest import save_small_model
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG = (FACT + " ") * 5  # > 256 tokens: raster chunks reach the disk in the middle of a turn
+
+
+def chat_process(model_dir: Path, store: Path, script: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "plastic.cli.main", "chat", "--model", str(model_dir)]
+    argv += ["--learn", "--record", str(store), "--script", str(script), "--json", "--seed", "0"]
+    argv += ["--max-new-tokens", "24"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def steps_on_disk(store: Path) -> int:
+    return json.loads((store / "sites" / "site0" / "pre" / "zarr.json").read_text())["shape"][0]
+
+
+def committed_steps(store: Path) -> int:
+    attrs = json.loads((store / "zarr.json").read_text())["attributes"]
+    return attrs["committed"]["sites"]["site0"]["steps"]
+
+
+def run_cli(argv: list[str], capsys) -> str:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_mid_turn_leaves_a_usable_store(tmp_path: Path, capsys) -> None:
+    model_dir = save_small_model(tmp_path / "model")
+    store = tmp_path / "chat.zarr"
+    script = tmp_path / "script.txt"
+    lines = [LONG, "/good", LONG, LONG, "/undo"] + [LONG] * 20
+    script.write_text("\n".join(lines) + "\n")
+    proc = chat_process(model_dir, store, script)
+    turns: list[dict] = []
+    try:
+        assert proc.stdout is not None
+        while len(turns) < 3:  # 3 replies + /good = 4 turns: one checkpoint committed
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read().decode() if proc.stderr else "chat ended early"
+            obj = json.loads(line)
+            if obj.get("type") == "turn":
+                turns.append(obj)
+        deadline = time.monotonic() + 60
+        while steps_on_disk(store) <= committed_steps(store):  # the next turn has written
+            assert time.monotonic() < deadline, "the next turn never reached the disk"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert steps_on_disk(store) > committed_steps(store)  # torn: data past the commit marker
+
+    reader = TraceReader(store)
+    assert reader.n_tokens == turns[-1]["position"]  # exactly up to the last finished turn
+    assert reader.read("tokens/id").shape == (reader.n_tokens,)
+    assert "mean rate" in run_cli(["inspect", str(store), "--rates"], capsys)
+    verify = json.loads(run_cli(["replay", str(store), "--verify", "--json"], capsys))
+    assert verify["max_abs_diff"] == 0.0 and verify["checkpoints"] >= 1
+
+    # recording into the killed store continues it from its last commit
+    script.write_text(FACT + "\n")
+    again = chat_process(model_dir, store, script)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err.decode()
+    reader = TraceReader(store)
+    assert len(reader.sessions) == 2
+    assert steps_on_disk(store) == committed_steps(store)
+    verify = json.loads(run_cli(["replay", str(store), "--verify", "--json"], capsys))
+    assert verify["max_abs_diff"] == 0.0
