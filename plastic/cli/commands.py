@@ -11,3 +11,4 @@ from plastic.cli import cmd_rules  # noqa: F401
 from plastic.cli import cmd_bench_kernels  # noqa: F401
 from plastic.cli import cmd_replay  # noqa: F401
 from plastic.cli import cmd_inspect  # noqa: F401
+from plastic.cli import cmd_bench_trace  # noqa: F401

@@ -42,6 +42,11 @@ class ClosedLoopResult:
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("inf")
 
+    def release(self) -> None:
+        """Detach the replay's adapters from the backbone (their site hooks), when done."""
+        for name in list(self.model.adapters):
+            self.model.delete_adapter(name)
+
     def weights(self) -> dict[str, np.ndarray]:
         out = {}
         for name, adapter in self.model.adapters.items():

@@ -147,6 +147,8 @@ class StoreWriter:
         self.queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
         self.bytes_appended = 0
+        self._arrays: dict[str, Any] = {}  # path -> Array (opened once)
+        self._lengths: dict[str, int] = {}  # path -> rows appended (the allocation may be longer)
         self._thread = threading.Thread(target=self._run, name="plastic-trace-writer", daemon=True)
         self._thread.start()
 
@@ -188,20 +190,78 @@ class StoreWriter:
     def _run(self) -> None:
         while True:
             item = self.queue.get()
-            op = item[0]
-            if op == "stop":
-                return
-            if op == "barrier":
-                item[1].set()
-                continue
-            if self.error is not None:
-                continue  # keep draining so the recorder never blocks; it raises on next put
-            try:
-                if op == "append":
-                    _, path, data = item
-                    self.root[path].append(data, axis=0)
-                    self.bytes_appended += data.nbytes
-                elif op == "attrs":
-                    self.root.attrs.update(item[1])
-            except BaseException as exc:  # reported to the recorder's thread
-                self.error = exc
+            batch = [item]
+            while item[0] == "append":  # gather the appends queued behind it
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            appends = [i for i in batch if i[0] == "append"]
+            rest = [i for i in batch if i[0] != "append"]
+            if appends and self.error is None:
+                try:
+                    self._append_all(appends)
+                except BaseException as exc:  # reported to the recorder's thread
+                    self.error = exc
+            for op in rest:
+                if op[0] == "stop":
+                    self._trim()
+                    return
+                if op[0] == "barrier":
+                    op[1].set()
+                elif op[0] == "attrs" and self.error is None:
+                    try:
+                        self.root.attrs.update(op[1])
+                    except BaseException as exc:
+                        self.error = exc
+
+    def _array(self, path: str) -> Any:
+        array = self._arrays.get(path)
+        if array is None:
+            array = self._arrays[path] = self.root[path]
+            self._lengths[path] = array.shape[0]
+        return array
+
+    def _append_all(self, items: list[tuple[Any, ...]]) -> None:
+        """Append queued arrays, one write per array path (concatenated, in order).
+
+        Arrays grow by doubling their allocated length (the commit marker, not the shape,
+        says what is valid), so most appends write chunks without rewriting metadata.
+        """
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        per_path: dict[str, list[np.ndarray]] = {}
+        for _, path, data in items:
+            per_path.setdefault(path, []).append(data)
+        writes = []
+        for path, parts in per_path.items():
+            data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            array = self._array(path)
+            start = self._lengths[path]
+            stop = start + data.shape[0]
+            if stop > array.shape[0]:
+                grown = max(stop, 2 * array.shape[0], array.chunks[0])
+                array.resize((grown, *array.shape[1:]))
+            writes.append(array.async_array.setitem(slice(start, stop), data))
+            self._lengths[path] = stop
+            self.bytes_appended += data.nbytes
+
+        async def write_all() -> None:  # every array's chunks concurrently
+            await asyncio.gather(*writes)
+
+        sync(write_all())
+
+    def _trim(self) -> None:
+        """On a clean close: cut every array to what was appended (no allocated tail)."""
+        if self.error is not None:
+            return
+        try:
+            for path, array in self._arrays.items():
+                n = self._lengths[path]
+                if array.shape[0] != n:
+                    array.resize((n, *array.shape[1:]))
+        except BaseException as exc:
+            self.error = exc

@@ -1,0 +1,74 @@
+"""`plastic bench trace`: recording overhead on chat tokens/s, bytes per token, replay speed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plastic.cli.app import bench_app
+from plastic.cli.cmd_chat import MODEL_HELP
+
+
+@bench_app.command("trace")
+def bench_trace_cmd(
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    turns: Annotated[int, typer.Option("--turns", min=1, help="Turns per timed chat.")] = 4,
+    reply_tokens: Annotated[
+        int, typer.Option("--reply-tokens", min=1, help="Tokens generated per reply.")
+    ] = 48,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs (median).")] = 3,
+    rule: Annotated[str, typer.Option("--rule", help="The adapter's learning rule.")] = "rstdp",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the JSON result to this file.")
+    ] = None,
+) -> None:
+    """Recording overhead (tokens/s recording ÷ not, same run; >= 0.95 wanted), bytes per
+    token on disk (and three spike encodings compared), replay tokens/s open and closed loop."""
+    import torch
+    from plastic_benchmarks.trace import TraceBenchConfig, run_trace_bench
+    from rich.console import Console
+
+    from plastic.models.checkpoint import resolve_model
+    from plastic.plasticity import set_kernel_threads
+
+    torch.set_num_threads(threads)
+    set_kernel_threads(threads)
+    lm = resolve_model(model)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"bench trace: {lm.config.name}, {turns} turns x {reply_tokens} tokens x {repeats}")
+    cfg = TraceBenchConfig(turns=turns, reply_tokens=reply_tokens, repeats=repeats, rule=rule)
+    result = run_trace_bench(lm, cfg)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    o, s, r = result["recording_overhead"], result["storage"], result["replay"]
+    out.print(
+        f"chat tokens/s: {o['tokens_per_s']['plain']:.1f} plain, "
+        f"{o['tokens_per_s']['recording']:.1f} recording: ratio {o['ratio']:.3f} "
+        f"(cpu {o['ratio_cpu']:.3f}; >= {o['min_ratio']} wanted)"
+    )
+    out.print(
+        f"disk: {s['bytes_per_token']:.1f} bytes/token in all, spike rasters "
+        f"{s['raster_bytes_per_token']:.1f} bytes/token"
+    )
+    enc = s["encodings"]
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in enc["bytes_per_token"].items())
+    out.print(f"spike encodings (bytes/token, firing {enc['firing_fraction']:.2%}): {parts}")
+    out.print(
+        f"replay tokens/s: open loop {r['open_loop_tokens_per_s']:.0f} (torch "
+        f"{r['open_loop_torch_tokens_per_s']:.0f}), closed loop {r['closed_loop_tokens_per_s']:.1f}"
+    )
+    out.print(
+        f"verify max abs diff {r['verify_max_abs_diff']}, torch vs numba "
+        f"{r['torch_vs_numba_max_abs_diff']:.3g}"
+    )
