@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 import weakref
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,10 +157,11 @@ class SiteTap(SynapseObserver):
         return slot
 
     def _drop(self, key: int, slot: int) -> None:
+        """The array of `slot` died (maybe in another thread, by the cyclic GC): forget its
+        id now (atomic), log the DROP from the recording thread (see TraceRecorder._event)."""
         if self._slots.get(key) == slot:
             del self._slots[key]
-            if not self.recorder.closed:
-                self._event(S.DROP, slot)
+        self.recorder._drops.append((self.index, slot))
 
     # -- to the writer --------------------------------------------------------------
     def flush_steps(self) -> None:
@@ -205,6 +207,7 @@ class TraceRecorder(LearningObserver):
         self.durable = durable
         self.closed = False
         self.error: str | None = None
+        self._drops: deque[tuple[int, int]] = deque()  # (site, slot) of dead snapshots
         specs = _site_specs(model)
         attrs = _store_attrs(model, seed)
         self.root, self.committed, self.session_index = self._open(specs, attrs, force)
@@ -332,6 +335,10 @@ class TraceRecorder(LearningObserver):
 
     # -- the event log --------------------------------------------------------------
     def _event(self, kind: int, site: int, a: int = -1, b: int = -1, value: float = math.nan):
+        while self._drops:
+            dropped_site, slot = self._drops.popleft()
+            self._ev.append((S.DROP, dropped_site, slot, -1, math.nan, self.tokens))
+            self.events += 1
         self._ev.append((kind, site, a, b, value, self.tokens))
         self.events += 1
 
