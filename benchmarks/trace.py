@@ -6,7 +6,8 @@
    interleaved `repeats` times; tokens/s = (observed + generated tokens) / wall seconds of
    the turns (turn-end commits included: a turn is durable when it returns). ratio =
    recording / not recording (target >= 0.95). CPU time of the whole process (the writer
-   thread included) gives `ratio_cpu`.
+   thread included) gives `ratio_cpu`; `turn_commit_ms_*` is the wall time of the commits
+   at turn ends (the only place the chat waits for the writer).
 2. Bytes per token on disk of the recorded store: everything, and the spike rasters alone.
 3. Spike encodings compared on the recorded rasters, chunk by chunk (256 rule steps):
    bool + Blosc(zstd, bit-shuffle) (the format's choice, a core Zarr v3 codec), bit-packed
@@ -120,6 +121,7 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
         start_conv, start_weights = conv.snapshot(), engine.snapshot()
         model.forget_context()
         last_store: Path | None = None
+        commits: list[float] = []
 
         def run(recording: bool, k: int) -> tuple[float, float, int]:
             nonlocal last_store
@@ -135,6 +137,7 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
             n = _chat(model, conv, cfg)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             if recorder is not None:
+                commits.extend(recorder.commit_seconds[1:])  # [0]: the session start
                 recorder.close()
             return n / wall, n / cpu, n
 
@@ -198,6 +201,8 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
                 "min_ratio": MIN_RATIO,
                 "ok": ratio >= MIN_RATIO,
                 "tokens_per_chat": tokens,
+                "turn_commit_ms_median": 1000 * statistics.median(commits),
+                "turn_commit_ms_max": 1000 * max(commits),
             },
             "storage": {
                 "tokens": reader.n_tokens,

@@ -55,7 +55,8 @@ def bench_trace_cmd(
     out.print(
         f"chat tokens/s: {o['tokens_per_s']['plain']:.1f} plain, "
         f"{o['tokens_per_s']['recording']:.1f} recording: ratio {o['ratio']:.3f} "
-        f"(cpu {o['ratio_cpu']:.3f}; >= {o['min_ratio']} wanted)"
+        f"(cpu {o['ratio_cpu']:.3f}; >= {o['min_ratio']} wanted); commit at turn end "
+        f"{o['turn_commit_ms_median']:.0f} ms median, {o['turn_commit_ms_max']:.0f} ms max"
     )
     out.print(
         f"disk: {s['bytes_per_token']:.1f} bytes/token in all, spike rasters "

@@ -208,6 +208,7 @@ class TraceRecorder(LearningObserver):
         self.closed = False
         self.error: str | None = None
         self._drops: deque[tuple[int, int]] = deque()  # (site, slot) of dead snapshots
+        self.commit_seconds: list[float] = []  # wall time of each commit (turn ends)
         specs = _site_specs(model)
         attrs = _store_attrs(model, seed)
         self.root, self.committed, self.session_index = self._open(specs, attrs, force)
@@ -420,6 +421,7 @@ class TraceRecorder(LearningObserver):
         """Hand the pending data, a turn row, maybe a checkpoint and the marker to the writer."""
         if self.error is not None:
             raise TraceError(f"recording into {self.path} failed: {self.error}")
+        t0 = time.perf_counter()
         w = self.writer
         for tap in self.taps:
             tap.flush_steps()
@@ -465,6 +467,7 @@ class TraceRecorder(LearningObserver):
         if self.durable:
             w.wait()
         self.committed = committed
+        self.commit_seconds.append(time.perf_counter() - t0)
 
     def _checkpoint(self) -> None:
         for tap in self.taps:

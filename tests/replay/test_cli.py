@@ -184,3 +184,11 @@ def test_closed_loop_with_another_backbone(recorded, tmp_path: Path, capsys) -> 
     argv = ["replay", str(recorded.path), "--closed-loop", "--model", str(other)]
     code, err = run_main(argv, capsys)
     assert_one_line_error(code, err, "recorded with backbone")
+
+
+def test_plot_writes_a_png(recorded, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "fig.png"
+    argv = ["inspect", str(recorded.path), "--rates", "--weights", "--reward", "--plot", str(out)]
+    run_ok(argv, capsys)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
