@@ -14,7 +14,10 @@
    uint8 + Blosc(zstd), and event lists (per step: spike count per timestep + uint16 neuron
    ids) + Blosc(zstd).
 4. Replay tokens/s: open loop (recorded backend; torch reference too, with its max abs
-   difference from Numba) and closed loop (backbone re-run), median of `repeats`.
+   difference from Numba) and closed loop (backbone re-run), median of `repeats`. The
+   timed chats start from a conversation snapshot (recording begins mid-stream), while
+   closed-loop replay starts from <bos>: its weights differ from the recorded ones here;
+   on a chat recorded from its start they agree exactly (tests/replay, the README note).
 """
 
 from __future__ import annotations
