@@ -71,10 +71,7 @@ def bench_chat_cmd(
     )
     cfg = ChatBenchConfig(near=near, far=far, tokens=tokens, repeats=repeats, seed=seed)
     result = run_chat_bench(lm, cfg)
-    _write(result, output)
-    if json_out:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
+    if not _emit_json(result, output, json_out):
         out = Console(highlight=False, soft_wrap=True)
         for row in result["positions"]:
             rss = f"{row['rss_mb']:.0f} MiB RSS" if row["rss_mb"] is not None else "RSS n/a"
@@ -89,10 +86,14 @@ def bench_chat_cmd(
         raise typer.Exit(1)
 
 
-def _write(result: dict, output: Path | None) -> None:
+def _emit_json(result: dict, output: Path | None, json_out: bool) -> bool:
+    """Write the result to `output` (if given) and to stdout with --json; True if printed."""
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+    return json_out
 
 
 def _bench_learn(
@@ -117,10 +118,7 @@ def _bench_learn(
     )
     err.print(f"bench chat --learn: {lm.config.name}, rule {rule}, {tokens} tokens x {repeats}")
     result = run_learn_bench(lm, cfg)
-    _write(result, output)
-    if json_out:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
+    if not _emit_json(result, output, json_out):
         out = Console(highlight=False, soft_wrap=True)
         out.print(
             f"{'best tokens/s':<13} {'backbone':>9} {'frozen':>9} {'learning':>9}  "
