@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,23 +17,12 @@ import numba
 import numpy as np
 from numba import njit
 
+from plastic.kernels_numba import prefer_workqueue_threading
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def prefer_workqueue_threading() -> None:
-    """Use Numba's "workqueue" threading layer unless the user chose one.
-
-    With the default choice Numba picks OpenMP, and after any parallel kernel (even one
-    run with one thread) its idle workers spin beside torch's own OpenMP threads: every
-    torch op of the process then runs ~100x slower on a 2-core machine (measured: 200
-    small torch ops 35 ms before, 3.2 s after one parallel Numba call). "workqueue" has
-    no spinning workers. Only effective before the first parallel kernel runs.
-    """
-    if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = "workqueue"
-
-
-prefer_workqueue_threading()
+prefer_workqueue_threading()  # before the first parallel kernel (see its docstring)
 
 # Numba threads for every rule/kernel call the adapters make. One token is ~0.1 ms of serial
 # work; a parallel region costs far more, and with Numba's OpenMP layer its idle workers
