@@ -17,7 +17,7 @@
    difference from Numba) and closed loop (backbone re-run), median of `repeats`. The
    timed chats start from a conversation snapshot (recording begins mid-stream), while
    closed-loop replay starts from <bos>: its weights differ from the recorded ones here;
-   on a chat recorded from its start they agree exactly (tests/replay, the README note).
+   on a chat recorded from its start they agree exactly (tests/replay, docs/trace-format.md).
 """
 
 from __future__ import annotations
