@@ -9,3 +9,4 @@ from plastic.cli import cmd_eval  # noqa: F401
 from plastic.cli import cmd_bench_chat  # noqa: F401
 from plastic.cli import cmd_rules  # noqa: F401
 from plastic.cli import cmd_bench_kernels  # noqa: F401
+from plastic.cli import cmd_bench_adapt  # noqa: F401
