@@ -102,6 +102,9 @@ class AdapterConfig:
     scale: float | None = None  # None: the kind's default (readout 6.0, residual 0.02)
     sharpness: float = 3.0  # readout: exponent p of the match, gain * sign(m) |m|^p
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
+    memory_tau: float = (
+        0.0  # readout: weights fade towards 0 over this many learnt tokens (0: never)
+    )
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
     init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
@@ -143,6 +146,8 @@ class AdapterConfig:
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
+        if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
+            raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
         if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):
             raise ConfigError(f"recall_threshold must be >= 0, got {self.recall_threshold!r}")
         if not self.beta <= 1.0:

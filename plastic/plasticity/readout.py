@@ -40,9 +40,10 @@ import numpy as np
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.kernels import pack_spikes, sharpen, strongest, sum_rows
-from plastic.plasticity.synapses import PlasticSynapses
+from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
+FADE_EVERY = 16  # learnt tokens between two applications of the memory's fading
 
 
 class ReadoutLayer:
@@ -63,6 +64,11 @@ class ReadoutLayer:
             backend=config.backend,
         )
         self.recall_threshold = np.float32(config.recall_threshold)
+        # fading: W <- W * exp(-FADE_EVERY / memory_tau) every FADE_EVERY learnt tokens
+        tau = float(config.memory_tau)
+        self.fade = np.float32(np.exp(-FADE_EVERY / tau)) if tau > 0 else None
+        self.exact_weights = config.rule in EXACT_WEIGHT_RULES
+        self.learnt = 0
         t = self.timesteps
         # preallocated per-token buffers (no per-token allocation of arrays); the rule runs
         # over T + 2 steps: recalled tokens, the token's spikes (T steps), the next token
@@ -132,6 +138,19 @@ class ReadoutLayer:
         finally:
             self.post[0, recalled] = 0
             self.post[last, token] = 0
+        self.learnt += 1
+        if self.fade is not None and self.learnt % FADE_EVERY == 0:
+            self._fade()
+
+    def _fade(self) -> None:
+        """The memory fades towards 0 (stays within the bounds, which hold 0)."""
+        if not self.exact_weights:
+            self.synapses.sync()  # apply deferred work before scaling
+        weights = self.weights
+        np.multiply(weights, self.fade, out=weights)
+        lo, hi = self.synapses.w_min, self.synapses.w_max
+        if lo > 0 or hi < 0:  # bounds that exclude 0: fade towards the nearest bound
+            np.clip(weights, lo, hi, out=weights)
 
     def reward(self, value: float) -> None:
         self.synapses.reward(value)

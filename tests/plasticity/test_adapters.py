@@ -171,3 +171,24 @@ def test_the_torch_reference_backend_learns_the_same() -> None:
     numba_w, torch_w = (weights_of(m)["default/readout"] for m in models.values())
     assert np.any(numba_w)
     np.testing.assert_allclose(numba_w, torch_w, atol=1e-5)
+
+
+def test_the_readout_memory_fades_with_memory_tau() -> None:
+    """memory_tau: every FADE_EVERY learnt tokens W <- W exp(-FADE_EVERY / memory_tau)."""
+    from plastic.plasticity.readout import FADE_EVERY
+
+    layer = make_plastic(AdapterConfig(memory_tau=100.0)).adapters["default"].layers["readout"]
+    layer.ready = True
+    layer.pre[1, :3] = 1
+    for _ in range(FADE_EVERY - 1):
+        layer.learn_transition(5)
+        layer.reward(1.0)
+    before = layer.weights.copy()
+    assert np.any(before)
+    layer.learn_transition(7)  # the FADE_EVERY-th: rstdp steps (weights unchanged), W fades
+    np.testing.assert_allclose(
+        layer.weights, before * np.float32(np.exp(-FADE_EVERY / 100.0)), rtol=1e-6
+    )
+    assert_within_bounds(make_plastic(AdapterConfig(memory_tau=100.0)))
+    never = make_plastic(AdapterConfig(memory_tau=0.0)).adapters["default"].layers["readout"]
+    assert never.fade is None  # memory_tau 0: the memory never fades
