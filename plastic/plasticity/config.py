@@ -102,9 +102,8 @@ class AdapterConfig:
     scale: float | None = None  # None: the kind's default (readout 6.0, residual 0.02)
     sharpness: float = 3.0  # readout: exponent p of the match, gain * sign(m) |m|^p
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
-    memory_tau: float = (
-        0.0  # readout: weights fade towards 0 over this many learnt tokens (0: never)
-    )
+    memory_tau: float = 0.0  # readout: W fades to 0 over this many learnt tokens (0: never)
+    gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
     init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
@@ -146,6 +145,8 @@ class AdapterConfig:
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
+        if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
+            raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
         if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
             raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
         if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):

@@ -39,7 +39,7 @@ import numpy as np
 
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kernels import pack_spikes, sharpen, strongest, sum_rows
+from plastic.plasticity.kernels import doubt, pack_spikes, sharpen, strongest, sum_rows
 from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
@@ -57,6 +57,7 @@ class ReadoutLayer:
         self.timesteps = site.timesteps
         self.gain = config.effective_scale
         self.sharpness = float(config.sharpness)
+        self.gate_power = float(config.gate_power)
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
@@ -113,7 +114,10 @@ class ReadoutLayer:
             return
         self.synapses.prepare_rows(self.active[:n_active])
         sum_rows(self.weights, self.active, n_active, self.counts, 1.0 / total, self.delta)
-        sharpen(self.delta, self.sharpness, self.gain)
+        gain = self.gain
+        if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
+            gain *= doubt(logits_row) ** self.gate_power
+        sharpen(self.delta, self.sharpness, gain)
         logits_row += self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)

@@ -192,3 +192,23 @@ def test_the_readout_memory_fades_with_memory_tau() -> None:
     assert_within_bounds(make_plastic(AdapterConfig(memory_tau=100.0)))
     never = make_plastic(AdapterConfig(memory_tau=0.0)).adapters["default"].layers["readout"]
     assert never.fade is None  # memory_tau 0: the memory never fades
+
+
+def test_the_gate_scales_the_readout_by_the_backbones_doubt() -> None:
+    """gate_power q: the delta is multiplied by (1 - max softmax(logits))^q."""
+    deltas = {}
+    logits = np.linspace(-2.0, 3.0, 260).astype(np.float32)
+    for q in (0.0, 2.0):
+        layer = make_plastic(AdapterConfig(gate_power=q)).adapters["default"].layers["readout"]
+        rng = np.random.default_rng(0)
+        layer.synapses.weights[...] = rng.uniform(-1, 1, layer.weights.shape).astype(np.float32)
+        spikes = np.zeros((layer.timesteps, 1, 1, layer.n_pre), np.float32)
+        spikes[:, 0, 0, :5] = 1.0
+        layer.record(spikes)
+        row = logits.copy()
+        layer.contribute(0, 0, row, live=False)
+        deltas[q] = row - logits
+    p = np.exp(logits - logits.max())
+    doubt = 1.0 - p.max() / p.sum()
+    assert 0 < doubt < 1
+    np.testing.assert_allclose(deltas[2.0], deltas[0.0] * doubt**2, rtol=1e-4, atol=1e-6)
