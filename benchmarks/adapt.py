@@ -399,3 +399,35 @@ def run_adapt_bench(
         "torch_threads": torch.get_num_threads(),
         "target_values": TARGETS,
     }
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report as one markdown table per stream (what docs/results.md shows)."""
+    lines = []
+    for name, res in report["streams"].items():
+        lines += [
+            f"**{Path(name).name}** (first {res['bytes']:,} bytes; frozen "
+            f"{res['frozen_bits_per_byte']:.4f} b/B)",
+            "",
+            "| system | bits/byte (mean ± std) | runs | vs frozen | of dyneval gain "
+            "| forgetting (b/B) | cost (byte-by-byte) | cost (vs parallel) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for system, e in res["systems"].items():
+            bpb, frac = e["bits_per_byte"], e.get("dyneval_fraction")
+            forget = e.get("forgetting")
+            forget_s = "-" if forget is None else f"{forget['mean']:+.4f} ± {forget['std']:.4f}"
+            frac_s = "-" if frac is None or frac != frac else f"{frac:.0%}"
+            runs = f"{e['runs']}" + (" (deterministic)" if e["deterministic"] else " seeds")
+            lines.append(
+                f"| {system} | {bpb['mean']:.4f} ± {bpb['std']:.4f} | {runs} "
+                f"| {e['relative_change']['mean']:+.2%} "
+                f"| {frac_s} | {forget_s} "
+                f"| {e['cost']:.3f} | {e['cost_vs_parallel']:.2f} |"
+            )
+        targets = ", ".join(
+            f"{k} {'met' if v else ('n/a' if v is None else 'MISSED')}"
+            for k, v in res["targets"].items()
+        )
+        lines += ["", f"rstdp targets: {targets}.", ""]
+    return "\n".join(lines)

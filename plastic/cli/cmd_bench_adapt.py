@@ -62,6 +62,9 @@ def bench_adapt_cmd(
     model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print markdown tables (docs/results.md).")
+    ] = False,
 ) -> None:
     """Prequential bits/byte of frozen vs plastic adapters vs dynamic evaluation, per stream."""
     import torch
@@ -104,6 +107,11 @@ def bench_adapt_cmd(
     result["offset"] = offset
     if json_out:
         sys.stdout.write(json.dumps(result) + "\n")
+        return
+    if markdown:
+        from plastic_benchmarks.adapt import to_markdown
+
+        sys.stdout.write(to_markdown(result) + "\n")
         return
     out = Console(highlight=False, soft_wrap=True)
     for name, res in result["streams"].items():

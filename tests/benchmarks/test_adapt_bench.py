@@ -16,6 +16,7 @@ from plastic_benchmarks.adapt import (
     DynevalConfig,
     ShuffledRewards,
     run_stream,
+    to_markdown,
 )
 from typer.testing import CliRunner
 
@@ -57,6 +58,8 @@ def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
         assert systems["rstdp"]["dyneval_fraction"] == pytest.approx(gain / dyn)
     for entry in systems.values():
         assert entry["cost"] >= 1.0 and entry["cost_vs_parallel"] >= 1.0
+    table = to_markdown({"streams": {"stream.txt": res}})
+    assert table.count("\n| ") == 1 + len(systems) and "| sham |" in table
     assert set(res["targets"]) == {
         "relative_gain",
         "dyneval_fraction",
