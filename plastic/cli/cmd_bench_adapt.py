@@ -55,7 +55,7 @@ def bench_adapt_cmd(
     forget_bytes: Annotated[
         int, typer.Option("--forget-bytes", min=1, help="Bytes of it scored.")
     ] = 50_000,
-    dyneval_lr: Annotated[float, typer.Option("--dyneval-lr", help="Adam learning rate.")] = 0.1,
+    dyneval_lr: Annotated[float, typer.Option("--dyneval-lr", help="Adam learning rate.")] = 0.03,
     cache: Annotated[
         Path, typer.Option("--cache", help="Where backbone passes are stored (reused).")
     ] = Path("runs/adapt-cache"),

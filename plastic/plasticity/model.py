@@ -52,7 +52,7 @@ from plastic.models.tokenizer import BOS
 from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.config import AdapterConfig, GuardConfig
 from plastic.plasticity.kernels import kernel_threads, token_bits, warm_up
-from plastic.plasticity.readout import ReadoutLayer
+from plastic.plasticity.readout import FADE_EVERY, ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
 
@@ -381,6 +381,11 @@ class PlasticModel(nn.Module):
                 for layer in adapter.layers.values():
                     layer.learn_transition(token)
                 adapter.counters.tokens_learned += 1
+                if adapter.config.memory_tau > 0 and (
+                    adapter.counters.tokens_learned % FADE_EVERY == 0
+                ):
+                    for layer in adapter.readout_layers:
+                        layer.fade_memory()
             reward = adapter.rewards.on_token(event)
             if reward is not None and reward != 0.0:
                 for layer in adapter.layers.values():

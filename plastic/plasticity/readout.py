@@ -69,7 +69,6 @@ class ReadoutLayer:
         tau = float(config.memory_tau)
         self.fade = np.float32(np.exp(-FADE_EVERY / tau)) if tau > 0 else None
         self.exact_weights = config.rule in EXACT_WEIGHT_RULES
-        self.learnt = 0
         t = self.timesteps
         # preallocated per-token buffers (no per-token allocation of arrays); the rule runs
         # over T + 2 steps: recalled tokens, the token's spikes (T steps), the next token
@@ -142,12 +141,13 @@ class ReadoutLayer:
         finally:
             self.post[0, recalled] = 0
             self.post[last, token] = 0
-        self.learnt += 1
-        if self.fade is not None and self.learnt % FADE_EVERY == 0:
-            self._fade()
 
-    def _fade(self) -> None:
-        """The memory fades towards 0 (stays within the bounds, which hold 0)."""
+    def fade_memory(self) -> None:
+        """W <- W exp(-FADE_EVERY / memory_tau): the model calls it every FADE_EVERY learnt
+        tokens of the adapter (its saved counter, so a loaded or undone adapter fades on
+        the same tokens). Weights stay within the bounds."""
+        if self.fade is None:
+            return
         if not self.exact_weights:
             self.synapses.sync()  # apply deferred work before scaling
         weights = self.weights

@@ -141,10 +141,10 @@ def test_duplicate_adapter_names_are_refused() -> None:
 def test_learning_off_changes_nothing_but_adapters_still_contribute() -> None:
     model = make_plastic()
     _teach(model, turns=2)
+    model.learning = False  # before the forward below: with learning on, it would learn
     learnt = _logits(model)
     before = weights_of(model)
     rewards_before = model.adapters["default"].rewards.snapshot()
-    model.learning = False
     _teach(model, turns=2)
     after = weights_of(model)
     assert all(np.array_equal(before[k], after[k]) for k in before)
@@ -180,18 +180,31 @@ def test_the_readout_memory_fades_with_memory_tau() -> None:
     layer = make_plastic(AdapterConfig(memory_tau=100.0)).adapters["default"].layers["readout"]
     layer.ready = True
     layer.pre[1, :3] = 1
-    for _ in range(FADE_EVERY - 1):
+    for _ in range(3):
         layer.learn_transition(5)
         layer.reward(1.0)
     before = layer.weights.copy()
     assert np.any(before)
-    layer.learn_transition(7)  # the FADE_EVERY-th: rstdp steps (weights unchanged), W fades
+    layer.fade_memory()
     np.testing.assert_allclose(
         layer.weights, before * np.float32(np.exp(-FADE_EVERY / 100.0)), rtol=1e-6
     )
     assert_within_bounds(make_plastic(AdapterConfig(memory_tau=100.0)))
     never = make_plastic(AdapterConfig(memory_tau=0.0)).adapters["default"].layers["readout"]
-    assert never.fade is None  # memory_tau 0: the memory never fades
+    never.synapses.weights[...] = before
+    never.fade_memory()
+    assert np.array_equal(never.weights, before)  # memory_tau 0: the memory never fades
+    # in a stream, the model fades every FADE_EVERY learnt tokens of the adapter
+    model = make_plastic(AdapterConfig(memory_tau=100.0))
+    calls = []
+    model.adapters["default"].layers["readout"].fade_memory = lambda: calls.append(
+        model.adapters["default"].counters.tokens_learned
+    )
+    with model.observing():
+        model(torch.tensor([[BOS, *(b"ab" * FADE_EVERY)]]))
+    learnt = model.adapters["default"].counters.tokens_learned
+    assert learnt >= 2 * FADE_EVERY - 1
+    assert calls == list(range(FADE_EVERY, learnt + 1, FADE_EVERY))
 
 
 def test_the_gate_scales_the_readout_by_the_backbones_doubt() -> None:
