@@ -8,7 +8,11 @@ Contribution to the logits of a position whose pre neurons spiked c_i times over
 token's T timesteps (event-driven: only the rows of neurons that fired are read):
 
     m_j          = sum_i c_i W[i, j] / sum_i c_i          (the spike-weighted mean row)
-    delta_logits = gain * sign(m_j) |m_j|^p               (p = `sharpness`, default 3)
+    delta_logits = g * sign(m_j) |m_j|^p                  (p = `sharpness`, default 3)
+
+with g = gain (`scale`, default 14), or gain * (1 - max softmax(logits))^q when
+`gate_power` q > 0 (off by default: measured, it cost more adaptation than the
+forgetting it saved; see docs/results.md).
 
 so |delta_logits| <= gain * max(|w_min|, |w_max|)^p whatever the firing rate, and the power
 p makes the memory recall only for contexts whose spikes match a stored one closely: a
@@ -30,7 +34,16 @@ recalled for the context (delta >= `recall_threshold` logits, the 8 strongest) t
 not come fire one step *before* the context's spikes: an anti-causal pairing (LTD) on
 W[active pre, recalled] - a false recall is unlearnt when it costs surprise. The next
 token's pre spikes also meet x's post trace (LTD, as STDP does). With fast traces (tau 2
-steps, the defaults for this kind) a token's spikes pair with its neighbours only.
+steps, the defaults for this kind) a token's spikes pair with its neighbours only, and
+with a short eligibility (tau 2 steps; the token's window is T + 2 = 6 steps) a token's
+surprise reward credits its own pairing, hardly those of the tokens before it: with
+tau 10 the same reward also reinforced the previous tokens' pairings, and the adapter
+gained a third as much on held-out streams (docs/results.md).
+
+Fading (`memory_tau` tokens, default 5000): every FADE_EVERY learnt tokens of the adapter
+(its saved counter), W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
+recent text: what was read long ago stops interfering with other text ("forgetting" in
+`plastic bench adapt`), at some cost to adaptation on long homogeneous streams.
 """
 
 from __future__ import annotations
