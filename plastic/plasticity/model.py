@@ -8,7 +8,8 @@ Per token (B = 1, outside `frozen()`), in this fixed order (NOTES: forward -> re
 reward -> update), for a token x that follows a token whose logits l were returned:
 
 1. record  - the rule of every enabled adapter steps on the pairing of the previous
-             token's spikes with x (readout: x's output neuron fires after them);
+             token's spikes with x (readout: x's output neuron fires after them); a
+             readout memory with `memory_tau` fades every FADE_EVERY learnt tokens;
 2. reward  - each adapter's reward sources see x with p(x) = softmax(l)[x] and the phase
              ("observe" inside `observing()`, otherwise "generate"); a reward is applied
              to the weights at once (three-factor rules; two-factor rules change weights
