@@ -21,7 +21,9 @@ Modules (one job each): `config` (AdapterConfig, GuardConfig), `targeting` (whic
 the wrapper and the per-token learning order), `engine` (turns, guards, undo, feedback,
 stats), `adapter_io` (save/load), `reward_*` (reward plugins and their registry),
 `plugins` (the generic plugin registry), `probe` (the drift guard's text), `bench`
-(tokens/s with and without learning), `chat_learning` (the chat's flags and commands).
+(tokens/s with and without learning), `chat_learning` (the chat's flags and commands),
+`prequential` (a stream read once by the backbone, replayed exactly under readout adapters:
+what `plastic bench adapt` runs on).
 
 When learning happens and from what signal is documented in `plastic.plasticity.engine`;
 the exact per-token order in `plastic.plasticity.model`.

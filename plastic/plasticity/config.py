@@ -32,13 +32,16 @@ KINDS = ("readout", "residual")
 
 # Chosen by teach-and-probe runs on a trained tiny backbone (see `readout`): fast traces pair
 # a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
+# tau_eligibility 2 steps (was 10): a token's surprise credits its own pairing, not those of
+# the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain (14) and
+# memory_tau (5000) by `plastic bench adapt` on held-out text, see docs/results.md.
 _READOUT_RULES: dict[str, dict[str, Any]] = {
     "rstdp": {
         "tau_pre": 2.0,
         "tau_post": 2.0,
         "a_plus": 1.0,
         "a_minus": 1.0,
-        "tau_eligibility": 10.0,
+        "tau_eligibility": 2.0,
         "learning_rate": 0.1,
         "baseline_tau": 0.0,  # the reward sources bring their own baselines
         "w_min": -1.0,
@@ -72,7 +75,7 @@ _RESIDUAL_RULES: dict[str, dict[str, Any]] = {
 }
 _KIND_DEFAULTS = {
     # scale: readout gain in logits per unit weight; residual output current scale
-    "readout": {"scale": 6.0, "target_sites": ("readout",)},
+    "readout": {"scale": 14.0, "target_sites": ("readout",)},
     "residual": {"scale": 0.02, "target_sites": None},  # None: the last block's ffn
 }
 
@@ -99,9 +102,11 @@ class AdapterConfig:
     rule_params: Mapping[str, Any] = field(default_factory=dict)  # over default_rule_params
     backend: str = "numba"  # "numba" (event-driven CPU kernels) or "torch" (reference)
     size: int = 256  # residual: LIF neurons (readout: one neuron per token id, fixed)
-    scale: float | None = None  # None: the kind's default (readout 6.0, residual 0.02)
+    scale: float | None = None  # None: the kind's default (readout 14.0, residual 0.02)
     sharpness: float = 3.0  # readout: exponent p of the match, gain * sign(m) |m|^p
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
+    memory_tau: float = 5000.0  # readout: W fades to 0 over this many learnt tokens (0: never)
+    gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
     init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
@@ -143,6 +148,10 @@ class AdapterConfig:
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
+        if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
+            raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
+        if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
+            raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
         if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):
             raise ConfigError(f"recall_threshold must be >= 0, got {self.recall_threshold!r}")
         if not self.beta <= 1.0:

@@ -207,6 +207,19 @@ def token_bits(logits, token):
     return -log_p / math.log(2.0), math.exp(log_p)
 
 
+@njit(cache=True)
+def doubt(logits):
+    """1 - max softmax(logits): how unsure a prediction is (0: certain)."""
+    m = -np.inf
+    for j in range(logits.shape[0]):
+        if logits[j] > m:
+            m = logits[j]
+    total = 0.0
+    for j in range(logits.shape[0]):
+        total += math.exp(float(logits[j]) - m)
+    return 1.0 - 1.0 / total
+
+
 def warm_up() -> None:
     """Compile (or load from cache) every kernel once, so the first token is not slow."""
     spikes = np.zeros((2, 3), np.float32)
@@ -230,5 +243,6 @@ def warm_up() -> None:
         np.zeros(2, np.int64),
     )
     token_bits(np.zeros(4, np.float32), 1)
+    doubt(np.zeros(4, np.float32))
     sharpen(out, 2.0, 1.0)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))

@@ -8,7 +8,8 @@ Per token (B = 1, outside `frozen()`), in this fixed order (NOTES: forward -> re
 reward -> update), for a token x that follows a token whose logits l were returned:
 
 1. record  - the rule of every enabled adapter steps on the pairing of the previous
-             token's spikes with x (readout: x's output neuron fires after them);
+             token's spikes with x (readout: x's output neuron fires after them); a
+             readout memory with `memory_tau` fades every FADE_EVERY learnt tokens;
 2. reward  - each adapter's reward sources see x with p(x) = softmax(l)[x] and the phase
              ("observe" inside `observing()`, otherwise "generate"); a reward is applied
              to the weights at once (three-factor rules; two-factor rules change weights
@@ -53,7 +54,7 @@ from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.config import AdapterConfig, GuardConfig
 from plastic.plasticity.kernels import kernel_threads, token_bits, warm_up
 from plastic.plasticity.observers import LearningObserver
-from plastic.plasticity.readout import ReadoutLayer
+from plastic.plasticity.readout import FADE_EVERY, ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
 
@@ -288,21 +289,59 @@ class PlasticModel(nn.Module):
             if logits.requires_grad:
                 logits = logits.detach().clone()
             view = logits.numpy() if logits.device.type == "cpu" else logits.cpu().numpy()
-            for s in range(seq):
-                if live and s > 0:
-                    self._enter(ids[s], view[0, s - 1])
-                for b in range(batch):
-                    for layer in readouts:
-                        layer.contribute(b, s, view[b, s], live)
-                if live:
-                    stream.has_prev = True
-            for layer in readouts:
-                layer.release()
-            if live:
-                stream.last_logits[:] = view[0, seq - 1]
+            self._readout_positions(readouts, ids, view, live)
             if logits.device.type != "cpu":
                 logits = torch.from_numpy(view).to(logits.device)
             return LMOutput(logits, out.state, out.rates)
+        finally:
+            stream.live = stream.learn_now = False
+
+    def _readout_positions(
+        self, readouts: list[ReadoutLayer], ids: list[int], view: np.ndarray, live: bool
+    ) -> None:
+        """Steps 1-2 for positions 1.. of a forward pass and every readout's delta, in
+        order, position by position, on the backbone's logits `view` [B, S, V] (in place)."""
+        stream = self.stream
+        batch, seq = view.shape[0], view.shape[1]
+        for s in range(seq):
+            if live and s > 0:
+                self._enter(ids[s], view[0, s - 1])
+            for b in range(batch):
+                for layer in readouts:
+                    layer.contribute(b, s, view[b, s], live)
+            if live:
+                stream.has_prev = True
+        for layer in readouts:
+            layer.release()
+        if live:
+            stream.last_logits[:] = view[0, seq - 1]
+
+    def replay(self, ids: list[int], logits: np.ndarray, spikes: dict[str, np.ndarray]) -> None:
+        """Run the adapters over a backbone pass computed earlier, as `forward` would.
+
+        `ids`: the tokens of the pass (B = 1); `logits` [1, S, V] float32: the frozen
+        backbone's logits for them, changed in place into what `forward` returns;
+        `spikes`: site name -> that site's spikes [T, 1, S, n] of the same pass. Exact for
+        readout adapters (the backbone never reads them; see the module docstring), so a
+        stream can be read once by the backbone and replayed under many adapters.
+        """
+        active = self.active_adapters()
+        if any(not isinstance(layer, ReadoutLayer) for a in active for layer in a.layers.values()):
+            raise ConfigError("replay needs readout adapters only (residual ones feed back)")
+        if not active:
+            self._break_stream()
+            return
+        stream = self.stream
+        live = not self._frozen
+        stream.live, stream.learn_now = live, live and self.learning
+        readouts = [layer for a in active for layer in a.readout_layers]
+        try:
+            with kernel_threads():
+                for layer in readouts:
+                    layer.record(spikes[layer.site.name])
+                if live:
+                    self._enter(ids[0], stream.last_logits)
+                self._readout_positions(readouts, ids, logits, live)
         finally:
             stream.live = stream.learn_now = False
 
@@ -352,6 +391,11 @@ class PlasticModel(nn.Module):
                 for layer in adapter.layers.values():
                     layer.learn_transition(token)
                 adapter.counters.tokens_learned += 1
+                if adapter.config.memory_tau > 0 and (
+                    adapter.counters.tokens_learned % FADE_EVERY == 0
+                ):
+                    for layer in adapter.readout_layers:
+                        layer.fade_memory()
             reward = adapter.rewards.on_token(event)
             if reward is not None and reward != 0.0:
                 for layer in adapter.layers.values():

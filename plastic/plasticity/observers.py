@@ -5,7 +5,8 @@ Two lists, empty unless something listens (an empty loop per call costs nothing)
 - `PlasticSynapses.observers` (`SynapseObserver`): called with the *exact* arguments of
   every operation that changes a weight matrix or its rule state, after it ran: rule
   steps and rewards, syncs and row flushes (they touch lazily kept state), snapshots and
-  restores, the per-turn cap, the drift guard's blend, reset and load.
+  restores, the per-turn cap, the drift guard's blend, a memory's fading (scale), reset
+  and load.
 - `PlasticModel.observers` (`LearningObserver`): the token stream and the turn level:
   each live forward pass (its tokens, phase and learning flag), each token entering the
   stream (with its surprise when it was learnt from), and the engine's turn begin/end,
@@ -55,6 +56,9 @@ class SynapseObserver:
 
     def on_cap(self, reference: np.ndarray, max_norm: float) -> None:
         """`cap_change(reference, max_norm)` ran (whether or not it had to scale)."""
+
+    def on_scale(self, factor: float) -> None:
+        """`scale(factor)` ran (W <- W * factor, clipped to the bounds: a memory's fading)."""
 
     def on_blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
         """`blend(begin, end, fraction)` is about to set W = begin + (end - begin) * fraction

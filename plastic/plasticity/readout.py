@@ -8,7 +8,11 @@ Contribution to the logits of a position whose pre neurons spiked c_i times over
 token's T timesteps (event-driven: only the rows of neurons that fired are read):
 
     m_j          = sum_i c_i W[i, j] / sum_i c_i          (the spike-weighted mean row)
-    delta_logits = gain * sign(m_j) |m_j|^p               (p = `sharpness`, default 3)
+    delta_logits = g * sign(m_j) |m_j|^p                  (p = `sharpness`, default 3)
+
+with g = gain (`scale`, default 14), or gain * (1 - max softmax(logits))^q when
+`gate_power` q > 0 (off by default: measured, it cost more adaptation than the
+forgetting it saved; see docs/results.md).
 
 so |delta_logits| <= gain * max(|w_min|, |w_max|)^p whatever the firing rate, and the power
 p makes the memory recall only for contexts whose spikes match a stored one closely: a
@@ -30,7 +34,16 @@ recalled for the context (delta >= `recall_threshold` logits, the 8 strongest) t
 not come fire one step *before* the context's spikes: an anti-causal pairing (LTD) on
 W[active pre, recalled] - a false recall is unlearnt when it costs surprise. The next
 token's pre spikes also meet x's post trace (LTD, as STDP does). With fast traces (tau 2
-steps, the defaults for this kind) a token's spikes pair with its neighbours only.
+steps, the defaults for this kind) a token's spikes pair with its neighbours only, and
+with a short eligibility (tau 2 steps; the token's window is T + 2 = 6 steps) a token's
+surprise reward credits its own pairing, hardly those of the tokens before it: with
+tau 10 the same reward also reinforced the previous tokens' pairings, and the adapter
+gained a third as much on held-out streams (docs/results.md).
+
+Fading (`memory_tau` tokens, default 5000): every FADE_EVERY learnt tokens of the adapter
+(its saved counter), W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
+recent text: what was read long ago stops interfering with other text ("forgetting" in
+`plastic bench adapt`), at some cost to adaptation on long homogeneous streams.
 """
 
 from __future__ import annotations
@@ -39,10 +52,11 @@ import numpy as np
 
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kernels import pack_spikes, sharpen, strongest, sum_rows
-from plastic.plasticity.synapses import PlasticSynapses
+from plastic.plasticity.kernels import doubt, pack_spikes, sharpen, strongest, sum_rows
+from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
+FADE_EVERY = 16  # learnt tokens between two applications of the memory's fading
 
 
 class ReadoutLayer:
@@ -56,6 +70,7 @@ class ReadoutLayer:
         self.timesteps = site.timesteps
         self.gain = config.effective_scale
         self.sharpness = float(config.sharpness)
+        self.gate_power = float(config.gate_power)
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
@@ -63,6 +78,10 @@ class ReadoutLayer:
             backend=config.backend,
         )
         self.recall_threshold = np.float32(config.recall_threshold)
+        # fading: W <- W * exp(-FADE_EVERY / memory_tau) every FADE_EVERY learnt tokens
+        tau = float(config.memory_tau)
+        self.fade = np.float32(np.exp(-FADE_EVERY / tau)) if tau > 0 else None
+        self.exact_weights = config.rule in EXACT_WEIGHT_RULES
         t = self.timesteps
         # preallocated per-token buffers (no per-token allocation of arrays); the rule runs
         # over T + 2 steps: recalled tokens, the token's spikes (T steps), the next token
@@ -107,7 +126,10 @@ class ReadoutLayer:
             return
         self.synapses.prepare_rows(self.active[:n_active])
         sum_rows(self.weights, self.active, n_active, self.counts, 1.0 / total, self.delta)
-        sharpen(self.delta, self.sharpness, self.gain)
+        gain = self.gain
+        if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
+            gain *= doubt(logits_row) ** self.gate_power
+        sharpen(self.delta, self.sharpness, gain)
         logits_row += self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
@@ -132,6 +154,16 @@ class ReadoutLayer:
         finally:
             self.post[0, recalled] = 0
             self.post[last, token] = 0
+
+    def fade_memory(self) -> None:
+        """W <- W exp(-FADE_EVERY / memory_tau): the model calls it every FADE_EVERY learnt
+        tokens of the adapter (its saved counter, so a loaded or undone adapter fades on
+        the same tokens). Weights stay within the bounds."""
+        if self.fade is None:
+            return
+        if not self.exact_weights:
+            self.synapses.sync()  # apply deferred work before scaling
+        self.synapses.scale(self.fade)
 
     def reward(self, value: float) -> None:
         self.synapses.reward(value)

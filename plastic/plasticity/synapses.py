@@ -195,6 +195,16 @@ class PlasticSynapses:
             observer.on_cap(reference, max_norm)
         return capped_from
 
+    def scale(self, factor: float) -> None:
+        """W <- W * factor in place, clipped to the bounds when they exclude 0 (a readout
+        memory's fading). Call `sync()` first where deferred updates are pending."""
+        weights = self.weights
+        np.multiply(weights, np.float32(factor), out=weights)
+        if self.w_min > 0 or self.w_max < 0:  # bounds that exclude 0: towards the nearest
+            np.clip(weights, self.w_min, self.w_max, out=weights)
+        for observer in self.observers:
+            observer.on_scale(float(factor))
+
     def blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
         """W = begin + (end - begin) * fraction (the drift guard's back-off of a turn)."""
         for observer in self.observers:  # before: the observer may compare `end` with W

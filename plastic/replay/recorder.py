@@ -129,6 +129,9 @@ class SiteTap(SynapseObserver):
         else:
             self._event(S.CAP, slot, value=float(max_norm))
 
+    def on_scale(self, factor: float) -> None:
+        self._event(S.SCALE, value=float(factor))
+
     def on_blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
         """Called before the write. `end` (the drift guard's copy of the turn's end
         weights) gets a slot when first seen: MARK copies W in replay, so if W differs

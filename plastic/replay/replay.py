@@ -253,6 +253,8 @@ class OpenLoopReplay:
             begin = begin.weights if hasattr(begin, "weights") else begin
             end = end.weights if hasattr(end, "weights") else end
             syn.blend(begin, end, value)
+        elif kind == S.SCALE:
+            syn.scale(value)
         elif kind == S.RESET:
             syn.reset()
         elif kind == S.LOAD:

@@ -37,6 +37,7 @@ STEP, REWARD, SYNC, FLUSH_ROWS = 0, 1, 2, 3
 SNAPSHOT, RESTORE, DROP = 4, 5, 6
 CAP, MARK, BLEND, RESET, LOAD = 7, 8, 9, 10, 11
 TURN_BEGIN, TURN_END, FEEDBACK, UNDO, ENGINE_RESET, SESSION = 12, 13, 14, 15, 16, 17
+SCALE = 18
 EVENT_NAMES = {
     STEP: "step",
     REWARD: "reward",
@@ -56,6 +57,7 @@ EVENT_NAMES = {
     UNDO: "undo",
     ENGINE_RESET: "engine_reset",
     SESSION: "session",
+    SCALE: "scale",
 }
 
 # turns/kind

@@ -46,6 +46,8 @@ def test_unknown_keys_warn_and_are_ignored() -> None:
         {"scale": -1.0},
         {"sharpness": 0.5},
         {"recall_threshold": -1.0},
+        {"memory_tau": -5.0},
+        {"gate_power": -1.0},
         {"reward": ["surprise"], "reward_params": {"feedback": {"scale": 2.0}}},
     ],
 )

@@ -1,0 +1,137 @@
+"""`plastic bench adapt`: the prequential adaptation benchmark (frozen, rstdp, stdp, sham,
+dyneval_adapter): cumulative bits/byte, forgetting and cost per stream."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plastic.cli.app import bench_app
+from plastic.cli.cmd_chat import MODEL_HELP
+from plastic.errors import ConfigError
+
+DEFAULT_FORGET = "../shared/data/gutenberg/gutenberg.valid.txt"
+
+
+def _read(path: Path, max_bytes: int, what: str, offset: int = 0) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(max_bytes)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise ConfigError(f"{what} {path} has no bytes to read (offset {offset})")
+    return data
+
+
+@bench_app.command("adapt")
+def bench_adapt_cmd(
+    stream: Annotated[
+        list[Path], typer.Option("--stream", help="Text file read as a stream (repeatable).")
+    ],
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", min=1, help="Bytes read from each stream.")
+    ] = 100_000,
+    offset: Annotated[
+        int, typer.Option("--offset", min=0, help="Start reading each stream here (held-out).")
+    ] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds of seeded systems.")] = 3,
+    systems: Annotated[
+        str,
+        typer.Option("--systems", help="Comma-separated: frozen,rstdp,stdp,sham,dyneval_adapter."),
+    ] = "frozen,rstdp,stdp,sham,dyneval_adapter",
+    adapter_config: Annotated[
+        Path | None,
+        typer.Option("--adapter-config", help="adapter_config.json to use instead of the default."),
+    ] = None,
+    forget: Annotated[
+        str, typer.Option("--forget", help="Domain-A text for forgetting ('none': skip).")
+    ] = DEFAULT_FORGET,
+    forget_bytes: Annotated[
+        int, typer.Option("--forget-bytes", min=1, help="Bytes of it scored.")
+    ] = 50_000,
+    dyneval_lr: Annotated[float, typer.Option("--dyneval-lr", help="Adam learning rate.")] = 0.03,
+    cache: Annotated[
+        Path, typer.Option("--cache", help="Where backbone passes are stored (reused).")
+    ] = Path("runs/adapt-cache"),
+    model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print markdown tables (docs/results.md).")
+    ] = False,
+) -> None:
+    """Prequential bits/byte of frozen vs plastic adapters vs dynamic evaluation, per stream."""
+    import torch
+    from plastic_benchmarks.adapt import SYSTEMS, AdaptBenchConfig, DynevalConfig, run_adapt_bench
+    from rich.console import Console
+
+    from plastic.models.checkpoint import resolve_model
+    from plastic.plasticity.config import AdapterConfig
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    bad = [s for s in chosen if s not in SYSTEMS]
+    if bad or not chosen:
+        raise ConfigError(f"--systems: unknown {', '.join(bad) or '(none)'}; choose from {SYSTEMS}")
+    adapter = AdapterConfig()
+    if adapter_config is not None:
+        try:
+            adapter = AdapterConfig.from_dict(json.loads(adapter_config.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read adapter config {adapter_config}: {exc}") from None
+    if adapter.kind != "readout":
+        raise ConfigError("bench adapt replays readout adapters only (kind 'readout')")
+    streams = {str(p): _read(p, max_bytes, "stream", offset) for p in stream}
+    forget_data = None
+    if forget.lower() != "none":
+        forget_data = _read(Path(forget), forget_bytes, "forgetting text")
+    torch.set_num_threads(threads)
+    lm = resolve_model(model)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    cfg = AdaptBenchConfig(
+        max_bytes=max_bytes,
+        seeds=seeds,
+        systems=chosen,
+        adapter=adapter,
+        dyneval=DynevalConfig(lr=dyneval_lr),
+        forget_bytes=forget_bytes,
+    )
+    result = run_adapt_bench(
+        lm, streams, cfg, forget_data=forget_data, cache_dir=cache, log=err.print
+    )
+    result["offset"] = offset
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    if markdown:
+        from plastic_benchmarks.adapt import to_markdown
+
+        sys.stdout.write(to_markdown(result) + "\n")
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    for name, res in result["streams"].items():
+        out.print(f"[bold]{name}[/] ({res['bytes']} bytes from offset {offset})")
+        out.print(
+            f"  {'system':<16}{'bits/byte':>18}{'vs frozen':>11}{'of dyneval':>11}"
+            f"{'forgetting':>12}{'cost':>7}{'cost/par':>9}"
+        )
+        for system, e in res["systems"].items():
+            bpb = e["bits_per_byte"]
+            forget_s = f"{e['forgetting']['mean']:+.4f}" if "forgetting" in e else "-"
+            frac = e.get("dyneval_fraction")
+            frac_s = f"{frac:.0%}" if frac is not None and frac == frac else "-"
+            out.print(
+                f"  {system:<16}{bpb['mean']:>10.4f} ± {bpb['std']:.4f}"
+                f"{e['relative_change']['mean']:>+11.2%}{frac_s:>11}{forget_s:>12}"
+                f"{e['cost']:>7.2f}{e['cost_vs_parallel']:>9.2f}"
+            )
+        targets = ", ".join(
+            f"{k}={'ok' if v else ('-' if v is None else 'MISS')}"
+            for k, v in res["targets"].items()
+        )
+        out.print(f"  rstdp targets: {targets}")

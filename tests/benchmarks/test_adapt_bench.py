@@ -1,0 +1,145 @@
+"""`plastic bench adapt` and `plastic_benchmarks.adapt`: the report's figures at tiny sizes.
+
+Speed is never asserted (the machine may be loaded); only what the figures mean.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from plastic_benchmarks.adapt import (
+    AdaptBenchConfig,
+    DynevalConfig,
+    ShuffledRewards,
+    run_stream,
+    to_markdown,
+)
+from typer.testing import CliRunner
+
+from plastic.cli.app import app
+from plastic.cli.main import main
+from plastic.models.spiking_lm import SpikingLM
+
+STREAM = (b"To be, or not to be, that is the question. " * 8)[:320]
+FORGET = b"It was a bright cold day in April, and the clocks were striking thirteen."
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
+    cfg = AdaptBenchConfig(seeds=2, cost_bytes=8, dyneval=DynevalConfig(segment=32))
+    res = run_stream(small_model, STREAM, cfg, forget_data=FORGET, cache_dir=tmp_path)
+    systems = res["systems"]
+    assert list(systems) == ["frozen", "rstdp", "stdp", "sham", "dyneval_adapter"]
+    frozen = systems["frozen"]
+    assert frozen["bits_per_byte"]["mean"] == pytest.approx(res["frozen_bits_per_byte"])
+    assert frozen["relative_change"]["mean"] == 0.0 and frozen["forgetting"]["mean"] == 0.0
+    for name in ("frozen", "rstdp", "stdp"):
+        assert systems[name]["deterministic"] and systems[name]["runs"] == 1
+        assert systems[name]["bits_per_byte"]["std"] == 0.0
+    for name in ("sham", "dyneval_adapter"):
+        assert not systems[name]["deterministic"] and systems[name]["runs"] == 2
+    assert systems["sham"]["bits_per_byte"]["std"] > 0  # the shuffle depends on the seed
+    assert systems["rstdp"]["bits_per_byte"]["mean"] != res["frozen_bits_per_byte"]
+    assert systems["dyneval_adapter"]["dyneval_fraction"] == pytest.approx(1.0)
+    gain = res["frozen_bits_per_byte"] - systems["rstdp"]["bits_per_byte"]["mean"]
+    dyn = res["frozen_bits_per_byte"] - systems["dyneval_adapter"]["bits_per_byte"]["mean"]
+    if dyn > 0:
+        assert systems["rstdp"]["dyneval_fraction"] == pytest.approx(gain / dyn)
+    for entry in systems.values():
+        assert entry["cost"] >= 1.0 and entry["cost_vs_parallel"] >= 1.0
+    table = to_markdown({"streams": {"stream.txt": res}})
+    assert table.count("\n| ") == 1 + len(systems) and "| sham |" in table
+    assert set(res["targets"]) == {
+        "relative_gain",
+        "dyneval_fraction",
+        "sham_worse",
+        "stdp_worse",
+        "forgetting",
+        "cost",
+    }
+
+
+def test_shuffled_rewards_ignore_the_tokens() -> None:
+    class Inner:
+        calls = 0
+
+        def on_token(self, event):
+            Inner.calls += 1
+            return 5.0
+
+    sham = ShuffledRewards(Inner(), [1.0, None, -2.0])
+    assert [sham.on_token(None) for _ in range(4)] == [1.0, None, -2.0, None]
+    assert Inner.calls == 4
+
+
+def test_cli_json_and_cache(small_model_dir: Path, tmp_path: Path) -> None:
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(STREAM)
+    forget = tmp_path / "forget.txt"
+    forget.write_bytes(FORGET)
+    args = [
+        "bench",
+        "adapt",
+        "--model",
+        str(small_model_dir),
+        "--stream",
+        str(stream),
+        "--max-bytes",
+        "200",
+        "--seeds",
+        "2",
+        "--systems",
+        "frozen,rstdp,sham",
+        "--forget",
+        str(forget),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--json",
+    ]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    res = report["streams"][str(stream)]
+    assert res["bytes"] == 200 and list(res["systems"]) == ["frozen", "rstdp", "sham"]
+    assert report["seeds"] == 2 and report["forget_bytes"] > 0
+    assert any((tmp_path / "cache").iterdir())  # the backbone pass was stored
+    again = CliRunner().invoke(app, args)
+    res2 = json.loads(again.stdout.strip().splitlines()[-1])["streams"][str(stream)]
+    for name in res["systems"]:
+        assert np.isclose(
+            res2["systems"][name]["bits_per_byte"]["mean"],
+            res["systems"][name]["bits_per_byte"]["mean"],
+        )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--systems", "frozen,magic"], "unknown magic"),
+        (["--forget", "/nonexistent/forget.txt"], "cannot read forgetting text"),
+        (["--stream", "/nonexistent/stream.txt"], "cannot read stream"),
+    ],
+)
+def test_cli_bad_input_is_one_line(
+    small_model_dir: Path, tmp_path: Path, capsys, extra: list[str], message: str
+) -> None:
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(STREAM)
+    argv = ["bench", "adapt", "--model", str(small_model_dir), "--stream", str(stream), *extra]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert info.value.code == 1 and len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("error:") and message in lines[0]

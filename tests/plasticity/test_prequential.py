@@ -1,0 +1,116 @@
+"""The fast prequential path (one backbone pass, adapters replayed) equals the engine's path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plastic.errors import ConfigError
+from plastic.models.tokenizer import BOS
+from plastic.plasticity import AdapterConfig, PlasticModel
+from plastic.plasticity.prequential import (
+    backbone_pass,
+    cached_pass,
+    logits_bits,
+    replay_bits,
+)
+from tests.plasticity.conftest import make_backbone
+
+TEXT = (b"the cat sat on the mat. the cat sat on the hat. " * 6)[:280]
+CONFIGS = [
+    AdapterConfig(),
+    AdapterConfig(rule="stdp"),
+]
+
+
+@torch.no_grad()
+def engine_bits(plastic: PlasticModel, data: bytes, chunk: int | None) -> np.ndarray:
+    """Bits per byte as the engine reads observed text: forward passes of `chunk` tokens
+    (None: one token per forward, as the chat feeds), state carried, learning on."""
+    ids = [BOS, *data[:-1]]
+    targets = np.frombuffer(data, np.uint8)
+    step = chunk or 1
+    state, out = None, []
+    with plastic.observing():
+        for start in range(0, len(ids), step):
+            piece = torch.tensor([ids[start : start + step]])
+            res = plastic(piece, state)
+            state = res.state
+            out.append(logits_bits(res.logits[0].numpy(), targets[start : start + step]))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["rstdp", "stdp"])
+def test_replay_equals_engine_chunked(config: AdapterConfig) -> None:
+    backbone = make_backbone()
+    engine = PlasticModel(backbone)
+    engine.add_adapter("default", config)
+    expected = engine_bits(engine, TEXT, chunk=64)
+    fast = PlasticModel(backbone)
+    fast.add_adapter("default", config)
+    bpass = backbone_pass(backbone, TEXT, chunk=64)
+    with fast.observing():
+        got = replay_bits(fast, bpass, chunk=50)  # other chunks than the pass: no matter
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert got.mean() != pytest.approx(bpass.frozen_bits().mean(), abs=1e-4)  # it learnt
+    np.testing.assert_array_equal(
+        fast.adapters["default"].layers["readout"].weights,
+        engine.adapters["default"].layers["readout"].weights,
+    )
+
+
+def test_replay_equals_engine_token_by_token() -> None:
+    """Against the chat's path (one forward per token): equal to float tolerance, given
+    that the backbone's own parallel and sequential passes agree that closely."""
+    backbone = make_backbone()
+    bpass = backbone_pass(backbone, TEXT, chunk=128)
+    frozen = PlasticModel(backbone)
+    with frozen.disable_adapter():
+        seq_frozen = engine_bits(frozen, TEXT, chunk=None)
+    assert np.abs(seq_frozen - bpass.frozen_bits()).max() < 1e-4
+    engine = PlasticModel(backbone)
+    engine.add_adapter("default", AdapterConfig())
+    expected = engine_bits(engine, TEXT, chunk=None)
+    fast = PlasticModel(backbone)
+    fast.add_adapter("default", AdapterConfig())
+    with fast.observing():
+        got = replay_bits(fast, bpass)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_frozen_replay_scores_without_learning() -> None:
+    """Inside frozen(): adapters contribute, nothing learns (the forgetting measurement)."""
+    backbone = make_backbone()
+    plastic = PlasticModel(backbone)
+    plastic.add_adapter("default", AdapterConfig())
+    bpass = backbone_pass(backbone, TEXT)
+    with plastic.observing():
+        replay_bits(plastic, bpass)
+    before = plastic.adapters["default"].layers["readout"].weights.copy()
+    with plastic.frozen():
+        got = replay_bits(plastic, bpass)
+    assert np.array_equal(before, plastic.adapters["default"].layers["readout"].weights)
+    assert got.mean() == pytest.approx(plastic.score(TEXT), abs=1e-5)
+
+
+def test_cached_pass_roundtrip(tmp_path) -> None:
+    backbone = make_backbone()
+    backbone.content_hash = "f" * 64
+    first, hit = cached_pass(backbone, TEXT, tmp_path)
+    assert not hit
+    again, hit = cached_pass(backbone, TEXT, tmp_path)
+    assert hit
+    np.testing.assert_array_equal(first.logits, again.logits)
+    np.testing.assert_array_equal(first.spikes["readout"], again.spikes["readout"])
+    other, hit = cached_pass(backbone, TEXT[:-1], tmp_path)  # other data: not reused
+    assert not hit and len(other) == len(TEXT) - 1
+
+
+def test_replay_refuses_residual_adapters() -> None:
+    backbone = make_backbone()
+    plastic = PlasticModel(backbone)
+    plastic.add_adapter("res", AdapterConfig(kind="residual"))
+    bpass = backbone_pass(backbone, TEXT[:20])
+    with pytest.raises(ConfigError, match="readout"):
+        replay_bits(plastic, bpass)
