@@ -194,8 +194,8 @@ def lif_population(pre, weights, beta, threshold, mem, current, post, counts, ac
 
 
 @njit(cache=True)
-def token_bits(logits, token):
-    """(-log2 p(token), p(token)) under softmax(logits), computed in float64."""
+def softmax_normaliser(logits):
+    """(m, Z) with m = max(logits) and Z = sum exp(logits - m): softmax = exp(l - m) / Z."""
     m = -np.inf
     for j in range(logits.shape[0]):
         if logits[j] > m:
@@ -203,6 +203,13 @@ def token_bits(logits, token):
     total = 0.0
     for j in range(logits.shape[0]):
         total += math.exp(float(logits[j]) - m)
+    return m, total
+
+
+@njit(cache=True)
+def token_bits(logits, token):
+    """(-log2 p(token), p(token)) under softmax(logits), computed in float64."""
+    m, total = softmax_normaliser(logits)
     log_p = float(logits[token]) - m - math.log(total)
     return -log_p / math.log(2.0), math.exp(log_p)
 
@@ -210,13 +217,7 @@ def token_bits(logits, token):
 @njit(cache=True)
 def doubt(logits):
     """1 - max softmax(logits): how unsure a prediction is (0: certain)."""
-    m = -np.inf
-    for j in range(logits.shape[0]):
-        if logits[j] > m:
-            m = logits[j]
-    total = 0.0
-    for j in range(logits.shape[0]):
-        total += math.exp(float(logits[j]) - m)
+    _, total = softmax_normaliser(logits)
     return 1.0 - 1.0 / total
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from plastic_benchmarks.adapt import (
     AdaptBenchConfig,
     DynevalConfig,
@@ -26,14 +25,6 @@ from plastic.models.spiking_lm import SpikingLM
 
 STREAM = (b"To be, or not to be, that is the question. " * 8)[:320]
 FORGET = b"It was a bright cold day in April, and the clocks were striking thirteen."
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:

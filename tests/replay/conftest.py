@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -42,15 +41,6 @@ def save_small_model(out: Path) -> Path:
     torch.manual_seed(1234)
     model = SpikingLM(small_config()).eval()
     model.content_hash = save_model(model, out)
-    return out
-
-
-def live_weights(model: PlasticModel) -> dict[str, np.ndarray]:
-    out = {}
-    for name, adapter in model.adapters.items():
-        for site, layer in adapter.layers.items():
-            layer.synapses.sync()
-            out[f"{name}/{site}"] = layer.weights.copy()
     return out
 
 

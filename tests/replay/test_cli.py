@@ -11,7 +11,7 @@ import pytest
 
 from plastic.cli.main import main
 from tests.cli.test_errors import assert_one_line_error, run_main
-from tests.replay.conftest import live_weights
+from tests.plasticity.conftest import weights_of
 
 
 def run_json(argv: list[str], capsys) -> dict:
@@ -43,8 +43,8 @@ def test_replay_out_writes_an_adapter_that_chat_loads(tmp_path: Path, recorded, 
     summary = run_json(argv, capsys)
     assert summary["out"] == str(out)
     loaded = PlasticModel.from_pretrained(resolve_model(str(recorded.model_dir)), out)
-    want = live_weights(recorded.model)["default/readout"]
-    assert np.array_equal(live_weights(loaded)["default/readout"], want)
+    want = weights_of(recorded.model)["default/readout"]
+    assert np.array_equal(weights_of(loaded)["default/readout"], want)
     assert not list(tmp_path.glob(".adapter.tmp-*"))
     # an existing non-empty --out is refused before any work, and left as it was
     code, err = run_main(argv, capsys)

@@ -10,7 +10,8 @@ from plastic.replay import schema as S
 from plastic.replay.closed_loop import closed_loop
 from plastic.replay.reader import TraceReader
 from plastic.replay.replay import ReplayOptions, replay
-from tests.replay.conftest import live_weights, record_plain
+from tests.plasticity.conftest import weights_of
+from tests.replay.conftest import record_plain
 
 
 def test_the_recording_saw_every_guard(recorded) -> None:
@@ -29,7 +30,7 @@ def test_open_loop_replay_reproduces_every_checkpoint_exactly(recorded) -> None:
     assert result.exact
     assert len(result.checkpoint_diffs) == int(reader.committed["checkpoints"]) >= 4
     assert result.max_abs_diff == 0.0
-    live = live_weights(recorded.model)
+    live = weights_of(recorded.model)
     for key, weights in result.weights().items():
         assert np.array_equal(weights, live[key])
         assert np.abs(weights).max() > 0  # something was learnt

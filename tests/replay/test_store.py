@@ -11,7 +11,8 @@ import pytest
 from plastic.errors import TraceError
 from plastic.replay.reader import TraceReader
 from plastic.replay.replay import ReplayOptions, replay
-from tests.replay.conftest import live_weights, record_plain
+from tests.plasticity.conftest import weights_of
+from tests.replay.conftest import record_plain
 
 
 def all_groups(path: Path) -> list[str]:
@@ -74,7 +75,7 @@ def test_recording_into_an_existing_store_continues_it(tmp_path: Path, recorded)
     result = replay(reader, ReplayOptions(verify=True))
     assert result.max_abs_diff == 0.0
     final = result.weights()["default/readout"]
-    assert np.array_equal(final, live_weights(second_model)["default/readout"])
+    assert np.array_equal(final, weights_of(second_model)["default/readout"])
 
 
 def test_another_rule_or_backbone_is_refused_unless_forced(tmp_path: Path, recorded) -> None:
