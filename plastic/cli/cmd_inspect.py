@@ -69,15 +69,15 @@ def _print(report: dict[str, Any]) -> None:
 
     out = Console(highlight=False, soft_wrap=True)
     o = report["overview"]
-    turns = ", ".join(f"{v} {k}" for k, v in o["turns"].items() if v)
+    turns = ", ".join(_count(v, k) for k, v in o["turns"].items() if v)
     out.print(
         f"[bold]{o['path']}[/] · schema v{o['schema_version']} · backbone "
         f"{o['backbone'].get('name')} {str(o['backbone'].get('content_hash'))[:12]} · rule "
         f"{o['rule']} · reward {','.join(o['reward'] or [])}"
     )
     out.print(
-        f"{o['sessions']} session(s), {o['tokens']:,} tokens, {o['events']:,} events, "
-        f"{turns or 'no turns'}, {o['checkpoints']} checkpoints"
+        f"{_count(o['sessions'], 'session')}, {o['tokens']:,} tokens, {o['events']:,} events, "
+        f"{turns or 'no turns'}, {_count(o['checkpoints'], 'checkpoint')}"
     )
     out.print(f"{o['bytes']:,} bytes on disk = {o['bytes_per_token']:,.1f} bytes/token")
     for key, s in o["sites"].items():
@@ -135,3 +135,8 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"  surprise: {r['surprise_sparkline']} (mean {r['surprise_mean_bits']} bits)")
     if "plot" in report:
         out.print(f"figure written to {report['plot']}")
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 turn', '6 turns' (the event names are singular nouns)."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
