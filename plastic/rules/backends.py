@@ -11,7 +11,9 @@ shares W with torch through `torch.from_numpy` sees every update.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -146,45 +148,75 @@ def reward_value(reward: Any) -> float:
     return value
 
 
-def new_rule_state(
-    n_pre: int,
-    n_post: int,
-    params: Any,
-    *,
-    rule: str,
-    supported: tuple[str, ...],
-    backend: str,
-    mask: Any,
-    device: Any,
-    reference: str,
-    layout_factory: str,
-    cuda_module: str,
-) -> Any:
-    """A rule's fresh state on `backend`: the torch reference's, or the Numba layout (on the GPU
-    for "cuda"). Modules are named, not imported, so a rule imports only the backend it uses.
+@dataclasses.dataclass(frozen=True)
+class RuleImplementations:
+    """Where one rule's three backends live, named and imported on first use (so a rule
+    imports only the backend it runs), and its Numba state layout: the one dispatch every
+    rule's `init_state`, `backend_of`, `state_to_dict` and `state_from_dict` go through.
 
-    reference: module with `init_state(n_pre, n_post, params, mask, device)`;
-    layout_factory: name of the `plastic.kernels_numba.state_layout` constructor;
-    cuda_module: module with `to_device(state)`.
+    reference: torch module with `init_state(n_pre, n_post, params, mask, device)`, `run`,
+        `to_dict` and `from_dict`;
+    cpu / cuda: Numba kernel modules (`step`, ...; the CUDA one also `to_device(state)`);
+    layout: the `plastic.kernels_numba.state_layout` record (e.g. "TimingState"), its
+        constructor (e.g. "new_timing_state") and a field holding arrays (e.g. "x_pre");
+    state_io: prefix of the `plastic.kernels_numba.state_io` (de)serialisers ("timing").
     """
-    check_sizes(n_pre, n_post)
-    check_backend(backend, supported, rule)
-    if backend == "torch":
-        return importlib.import_module(reference).init_state(n_pre, n_post, params, mask, device)
-    from plastic.kernels_numba import state_layout
 
-    factory = getattr(state_layout, layout_factory)
-    state = factory(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
-    if backend == "cuda":
-        state = importlib.import_module(cuda_module).to_device(state)
-    return state
+    rule: str
+    supported: tuple[str, ...]
+    reference: str
+    cpu: str
+    cuda: str
+    layout: str
+    layout_factory: str
+    layout_field: str
+    state_io: str
 
+    def init_state(
+        self, n_pre: int, n_post: int, params: Any, *, backend: str, mask: Any, device: Any
+    ) -> Any:
+        """A fresh state on `backend`: the torch reference's, or the Numba layout (on the
+        GPU for "cuda")."""
+        check_sizes(n_pre, n_post)
+        check_backend(backend, self.supported, self.rule)
+        if backend == "torch":
+            return self.reference_module().init_state(n_pre, n_post, params, mask, device)
+        from plastic.kernels_numba import state_layout
 
-def state_backend(state: Any, layout: str, host_field: str) -> str:
-    """Which backend a state belongs to: a Numba `layout` record holding numpy arrays in
-    `host_field` is "numba", holding device arrays "cuda"; anything else is "torch"."""
-    from plastic.kernels_numba import state_layout
+        factory = getattr(state_layout, self.layout_factory)
+        state = factory(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+        return self.kernels("cuda").to_device(state) if backend == "cuda" else state
 
-    if isinstance(state, getattr(state_layout, layout)):
-        return "numba" if isinstance(getattr(state, host_field), np.ndarray) else "cuda"
-    return "torch"
+    def backend_of(self, state: Any) -> str:
+        """Which backend a state belongs to: the Numba layout holding numpy arrays is
+        "numba", holding device arrays "cuda"; anything else is "torch"."""
+        from plastic.kernels_numba import state_layout
+
+        if isinstance(state, getattr(state_layout, self.layout)):
+            return "numba" if isinstance(getattr(state, self.layout_field), np.ndarray) else "cuda"
+        return "torch"
+
+    def reference_module(self) -> ModuleType:
+        return importlib.import_module(self.reference)
+
+    def kernels(self, backend: str) -> ModuleType:
+        """The Numba kernel module of "numba" (CPU) or "cuda"."""
+        return importlib.import_module(self.cpu if backend == "numba" else self.cuda)
+
+    def state_to_dict(self, state: Any) -> dict[str, np.ndarray]:
+        """The state as numpy arrays, the same keys for every backend."""
+        if self.backend_of(state) == "torch":
+            return self.reference_module().to_dict(state)
+        from plastic.kernels_numba import state_io
+
+        return getattr(state_io, f"{self.state_io}_to_dict")(state)
+
+    def state_from_dict(self, data: Any, *, backend: str, device: Any) -> Any:
+        """Rebuild a state saved by `state_to_dict` on any backend."""
+        check_backend(backend, self.supported, self.rule)
+        if backend == "torch":
+            return self.reference_module().from_dict(data, device)
+        from plastic.kernels_numba import state_io
+
+        state = getattr(state_io, f"{self.state_io}_from_dict")(data)
+        return self.kernels("cuda").to_device(state) if backend == "cuda" else state

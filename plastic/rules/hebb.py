@@ -27,13 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import (
-    DEFAULT_BACKEND,
-    check_backend,
-    new_rule_state,
-    reward_value,
-    state_backend,
-)
+from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -51,6 +45,17 @@ summary = "Rate-based Hebbian learning with Oja's normalisation (finds principal
 paper = "Oja 1982"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+IMPLEMENTATIONS = RuleImplementations(
+    rule=name,
+    supported=backends,
+    reference="plastic.rules.reference_hebb",
+    cpu="plastic.kernels_numba.cpu_hebb",
+    cuda="plastic.kernels_numba.cuda_hebb",
+    layout="RateState",
+    layout_factory="new_rate_state",
+    layout_field="rate_pre",
+    state_io="rate",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,41 +116,24 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero rates; `mask` [n_pre, n_post] marks plastic synapses."""
-    return new_rule_state(
-        n_pre,
-        n_post,
-        params,
-        rule=name,
-        supported=backends,
-        backend=backend,
-        mask=mask,
-        device=device,
-        reference="plastic.rules.reference_hebb",
-        layout_factory="new_rate_state",
-        cuda_module="plastic.kernels_numba.cuda_hebb",
+    return IMPLEMENTATIONS.init_state(
+        n_pre, n_post, params, backend=backend, mask=mask, device=device
     )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    return state_backend(state, "RateState", "rate_pre")
+    return IMPLEMENTATIONS.backend_of(state)
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
     """Advance one step ([n] activities) or T steps ([T, n]); weights updated in place."""
     backend = backend_of(state)
     if backend == "torch":
-        from plastic.rules import reference_hebb
-
-        return reference_hebb.run(pre, post, weights, state, params)
+        return IMPLEMENTATIONS.reference_module().run(pre, post, weights, state, params)
+    kernels = IMPLEMENTATIONS.kernels(backend)
     coef = kernel_coefficients(params)
-    if backend == "numba":
-        from plastic.kernels_numba import cpu_hebb
-
-        return cpu_hebb.step(pre, post, weights, state, coef, params.update_interval), state
-    from plastic.kernels_numba import cuda_hebb
-
-    return cuda_hebb.step(pre, post, weights, state, coef, params.update_interval), state
+    return kernels.step(pre, post, weights, state, coef, params.update_interval), state
 
 
 def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -161,29 +149,11 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
 
 def state_to_dict(state: Any) -> dict[str, np.ndarray]:
     """Numpy arrays: rate_pre, rate_post, step[1], and mask if not fully connected."""
-    if backend_of(state) == "torch":
-        from plastic.rules import reference_hebb
-
-        return reference_hebb.to_dict(state)
-    from plastic.kernels_numba.state_io import rate_to_dict
-
-    return rate_to_dict(state)
+    return IMPLEMENTATIONS.state_to_dict(state)
 
 
 def state_from_dict(
     data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
 ) -> Any:
     """Rebuild a state saved by `state_to_dict` on any backend."""
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_hebb
-
-        return reference_hebb.from_dict(data, device)
-    from plastic.kernels_numba.state_io import rate_from_dict
-
-    state = rate_from_dict(data)
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_hebb
-
-        state = cuda_hebb.to_device(state)
-    return state
+    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)

@@ -34,13 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import (
-    DEFAULT_BACKEND,
-    check_backend,
-    new_rule_state,
-    reward_value,
-    state_backend,
-)
+from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
     RuleParams,
@@ -60,6 +54,17 @@ summary = "Reward-modulated STDP with eligibility trace and reward baseline (MST
 paper = "Florian 2007 (MSTDPET); Frémaux & Gerstner 2016 (reward baseline)"
 uses_reward = True
 backends = ("torch", "numba", "cuda")
+IMPLEMENTATIONS = RuleImplementations(
+    rule=name,
+    supported=backends,
+    reference="plastic.rules.reference_rstdp",
+    cpu="plastic.kernels_numba.cpu_rstdp",
+    cuda="plastic.kernels_numba.cuda_rstdp",
+    layout="EligibilityState",
+    layout_factory="new_eligibility_state",
+    layout_field="eligibility",
+    state_io="eligibility",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,34 +152,14 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero traces and eligibility, baseline 0; `mask` [n_pre, n_post] marks plastic synapses."""
-    return new_rule_state(
-        n_pre,
-        n_post,
-        params,
-        rule=name,
-        supported=backends,
-        backend=backend,
-        mask=mask,
-        device=device,
-        reference="plastic.rules.reference_rstdp",
-        layout_factory="new_eligibility_state",
-        cuda_module="plastic.kernels_numba.cuda_rstdp",
+    return IMPLEMENTATIONS.init_state(
+        n_pre, n_post, params, backend=backend, mask=mask, device=device
     )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    return state_backend(state, "EligibilityState", "eligibility")
-
-
-def _kernels(backend: str) -> Any:
-    if backend == "numba":
-        from plastic.kernels_numba import cpu_rstdp
-
-        return cpu_rstdp
-    from plastic.kernels_numba import cuda_rstdp
-
-    return cuda_rstdp
+    return IMPLEMENTATIONS.backend_of(state)
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -184,10 +169,10 @@ def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple
     """
     backend = backend_of(state)
     if backend == "torch":
-        from plastic.rules import reference_rstdp
-
-        return reference_rstdp.run(pre, post, weights, state, params)
-    return _kernels(backend).step(pre, post, weights, state, kernel_coefficients(params)), state
+        return IMPLEMENTATIONS.reference_module().run(pre, post, weights, state, params)
+    return IMPLEMENTATIONS.kernels(backend).step(
+        pre, post, weights, state, kernel_coefficients(params)
+    ), state
 
 
 def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -195,16 +180,14 @@ def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple
     value = reward_value(reward)
     backend = backend_of(state)
     if backend == "torch":
-        from plastic.rules import reference_rstdp
-
-        return reference_rstdp.apply_reward(value, weights, state, params)
+        return IMPLEMENTATIONS.reference_module().apply_reward(value, weights, state, params)
     modulation, state.baseline[0] = reward_modulation(
         value, float(state.baseline[0]), params.baseline_tau
     )
     state.baseline[1] += 1
     scale = params.learning_rate * modulation
     if scale != 0.0:
-        kernels = _kernels(backend)
+        kernels = IMPLEMENTATIONS.kernels(backend)
         kernels.apply_reward(
             scale, params.max_update_norm, weights, state, kernel_coefficients(params)
         )
@@ -220,7 +203,9 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
     backend = backend_of(state)
     if backend == "torch" or rows is not None:
         return weights, state
-    return _kernels(backend).flush(weights, state, kernel_coefficients(params)), state
+    return IMPLEMENTATIONS.kernels(backend).flush(
+        weights, state, kernel_coefficients(params)
+    ), state
 
 
 def state_to_dict(state: Any) -> dict[str, np.ndarray]:
@@ -228,29 +213,11 @@ def state_to_dict(state: Any) -> dict[str, np.ndarray]:
 
     The same keys for every backend; event states must be flushed first (RuleError).
     """
-    if backend_of(state) == "torch":
-        from plastic.rules import reference_rstdp
-
-        return reference_rstdp.to_dict(state)
-    from plastic.kernels_numba.state_io import eligibility_to_dict
-
-    return eligibility_to_dict(state)
+    return IMPLEMENTATIONS.state_to_dict(state)
 
 
 def state_from_dict(
     data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
 ) -> Any:
     """Rebuild a state saved by `state_to_dict` on any backend."""
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_rstdp
-
-        return reference_rstdp.from_dict(data, device)
-    from plastic.kernels_numba.state_io import eligibility_from_dict
-
-    state = eligibility_from_dict(data)
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_rstdp
-
-        state = cuda_rstdp.to_device(state)
-    return state
+    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)

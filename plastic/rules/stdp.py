@@ -39,13 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from plastic.rules.backends import (
-    DEFAULT_BACKEND,
-    check_backend,
-    new_rule_state,
-    reward_value,
-    state_backend,
-)
+from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -63,6 +57,17 @@ summary = "Pair STDP with exponential traces; additive or weight-dependent (soft
 paper = "Song, Miller & Abbott 2000; Morrison, Diesmann & Gerstner 2008; van Rossum et al. 2000"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+IMPLEMENTATIONS = RuleImplementations(
+    rule=name,
+    supported=backends,
+    reference="plastic.rules.reference_stdp",
+    cpu="plastic.kernels_numba.cpu_stdp",
+    cuda="plastic.kernels_numba.cuda_stdp",
+    layout="TimingState",
+    layout_factory="new_timing_state",
+    layout_field="x_pre",
+    state_io="timing",
+)
 
 WEIGHT_DEPENDENCE = ("additive", "multiplicative")
 
@@ -136,24 +141,14 @@ def init_state(
     device: Any = None,
 ) -> Any:
     """Zero traces for n_pre x n_post synapses; `mask` [n_pre, n_post] marks plastic ones."""
-    return new_rule_state(
-        n_pre,
-        n_post,
-        params,
-        rule=name,
-        supported=backends,
-        backend=backend,
-        mask=mask,
-        device=device,
-        reference="plastic.rules.reference_stdp",
-        layout_factory="new_timing_state",
-        cuda_module="plastic.kernels_numba.cuda_stdp",
+    return IMPLEMENTATIONS.init_state(
+        n_pre, n_post, params, backend=backend, mask=mask, device=device
     )
 
 
 def backend_of(state: Any) -> str:
     """Which backend a state belongs to."""
-    return state_backend(state, "TimingState", "x_pre")
+    return IMPLEMENTATIONS.backend_of(state)
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -163,16 +158,9 @@ def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple
     """
     backend = backend_of(state)
     if backend == "torch":
-        from plastic.rules import reference_stdp
-
-        return reference_stdp.run(pre, post, weights, state, params)
-    if backend == "numba":
-        from plastic.kernels_numba import cpu_stdp
-
-        return cpu_stdp.step(pre, post, weights, state, kernel_coefficients(params)), state
-    from plastic.kernels_numba import cuda_stdp
-
-    return cuda_stdp.step(pre, post, weights, state, kernel_coefficients(params)), state
+        return IMPLEMENTATIONS.reference_module().run(pre, post, weights, state, params)
+    kernels = IMPLEMENTATIONS.kernels(backend)
+    return kernels.step(pre, post, weights, state, kernel_coefficients(params)), state
 
 
 def apply_reward(reward: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -187,13 +175,8 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
     backend = backend_of(state)
     if backend == "torch":
         return weights, state
-    if backend == "numba":
-        from plastic.kernels_numba import cpu_stdp
-
-        return cpu_stdp.flush(weights, state, kernel_coefficients(params), rows), state
-    from plastic.kernels_numba import cuda_stdp
-
-    return cuda_stdp.flush(weights, state, kernel_coefficients(params), rows), state
+    kernels = IMPLEMENTATIONS.kernels(backend)
+    return kernels.flush(weights, state, kernel_coefficients(params), rows), state
 
 
 def state_to_dict(state: Any) -> dict[str, np.ndarray]:
@@ -202,30 +185,11 @@ def state_to_dict(state: Any) -> dict[str, np.ndarray]:
     The same keys for every backend, so a state saved from one loads into another. Event
     states must be flushed first (RuleError otherwise): nothing deferred is saved.
     """
-    backend = backend_of(state)
-    if backend == "torch":
-        from plastic.rules import reference_stdp
-
-        return reference_stdp.to_dict(state)
-    from plastic.kernels_numba.state_io import timing_to_dict
-
-    return timing_to_dict(state)
+    return IMPLEMENTATIONS.state_to_dict(state)
 
 
 def state_from_dict(
     data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
 ) -> Any:
     """Rebuild a state saved by `state_to_dict` on any backend."""
-    check_backend(backend, backends, name)
-    if backend == "torch":
-        from plastic.rules import reference_stdp
-
-        return reference_stdp.from_dict(data, device)
-    from plastic.kernels_numba.state_io import timing_from_dict
-
-    state = timing_from_dict(data)
-    if backend == "cuda":
-        from plastic.kernels_numba import cuda_stdp
-
-        state = cuda_stdp.to_device(state)
-    return state
+    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)
