@@ -107,6 +107,7 @@ class AdapterConfig:
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
     memory_tau: float = 5000.0  # readout: W fades to 0 over this many learnt tokens (0: never)
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
+    sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
     init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
@@ -150,6 +151,10 @@ class AdapterConfig:
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
         if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
             raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
+        if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
+            raise ConfigError(
+                f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"
+            )
         if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
             raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
         if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):

@@ -52,7 +52,14 @@ import numpy as np
 
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kernels import doubt, pack_spikes, sharpen, strongest, sum_rows
+from plastic.plasticity.kernels import (
+    doubt,
+    pack_spikes,
+    sample_tokens,
+    sharpen,
+    strongest,
+    sum_rows,
+)
 from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
@@ -89,6 +96,8 @@ class ReadoutLayer:
         self.post = np.zeros((t + 2, self.n_post), np.uint8)  # rows 0 and t + 1 set per call
         self.recalled = np.zeros(MAX_RECALLED, np.int64)
         self.n_recalled = 0
+        self.sampled = np.zeros(int(config.sampled_posts), np.int64)
+        self.n_sampled = 0
         self.counts = np.zeros(self.n_pre, np.float32)
         self.active = np.zeros(self.n_pre, np.int64)
         self.delta = np.zeros(self.n_post, np.float32)
@@ -139,21 +148,37 @@ class ReadoutLayer:
         self.spikes = None
 
     # -- learning ---------------------------------------------------------------------
+    def draw_posts(self, prev_logits: np.ndarray, rng: np.random.Generator) -> None:
+        """Stochastic output spikes (`sampled_posts` k > 0): draw k tokens from
+        softmax(prev_logits), the prediction the latest position made (backbone + adapters);
+        `learn_transition` makes those other than the observed token fire before the
+        context (LTD). Draws nothing when there is no position to learn from."""
+        self.n_sampled = 0
+        if not self.ready or self.sampled.shape[0] == 0:
+            return
+        uniforms = rng.random(self.sampled.shape[0])
+        self.n_sampled = sample_tokens(prev_logits, uniforms, self.sampled)
+
     def learn_transition(self, token: int) -> None:
         """Step the rule over T + 2 steps: the tokens this memory recalled for the latest
-        position (except `token`) fire, then that position's spikes, then `token` fires."""
+        position and those drawn by `draw_posts` (except `token`) fire, then that
+        position's spikes, then `token` fires."""
         if not self.ready:
             return
         last = self.timesteps + 1
         recalled = self.recalled[: self.n_recalled]
+        sampled = self.sampled[: self.n_sampled]
         self.post[0, recalled] = 1
+        self.post[0, sampled] = 1
         self.post[0, token] = 0
         self.post[last, token] = 1
         try:
             self.synapses.step(self.pre, self.post)
         finally:
             self.post[0, recalled] = 0
+            self.post[0, sampled] = 0
             self.post[last, token] = 0
+            self.n_sampled = 0
 
     def fade_memory(self) -> None:
         """W <- W exp(-FADE_EVERY / memory_tau): the model calls it every FADE_EVERY learnt
