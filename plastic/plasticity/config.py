@@ -107,6 +107,8 @@ class AdapterConfig:
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
     memory_tau: float = 5000.0  # readout: W fades to 0 over this many learnt tokens (0: never)
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
+    cache_mix: float = 0.0  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
+    cache_mix_gated: bool = False  # readout: lambda x max softmax(delta) (memory's confidence)
     sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
@@ -151,6 +153,12 @@ class AdapterConfig:
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
         if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
             raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
+        if not (isinstance(self.cache_mix, (int, float)) and 0.0 <= self.cache_mix < 1.0):
+            raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
+        if not isinstance(self.cache_mix_gated, bool):
+            raise ConfigError(
+                f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
+            )
         if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
             raise ConfigError(
                 f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"

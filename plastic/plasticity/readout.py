@@ -54,6 +54,7 @@ from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.kernels import (
     doubt,
+    mix_cache,
     pack_spikes,
     sample_tokens,
     sharpen,
@@ -78,6 +79,8 @@ class ReadoutLayer:
         self.gain = config.effective_scale
         self.sharpness = float(config.sharpness)
         self.gate_power = float(config.gate_power)
+        self.cache_mix = float(config.cache_mix)
+        self.cache_mix_gated = bool(config.cache_mix_gated)
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
@@ -139,7 +142,11 @@ class ReadoutLayer:
         if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
             gain *= doubt(logits_row) ** self.gate_power
         sharpen(self.delta, self.sharpness, gain)
-        logits_row += self.delta
+        if self.cache_mix > 0:  # interpolate probabilities (neural cache), not logits
+            if np.any(self.delta):
+                mix_cache(logits_row, self.delta, self.cache_mix, self.cache_mix_gated)
+        else:
+            logits_row += self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
 
