@@ -22,6 +22,15 @@ made-up fact: p = 1 lowered the fact's bits/byte by 0.35, then the drift guard r
 every further turn; p = 3 by 0.67, 3.41 -> 2.74, the probe kept within 0.02 b/B, a control
 sentence unchanged at 2.01.)
 
+With `cache_mix` l > 0 the delta is not added: it is the memory's score, and the position's
+distribution becomes the neural cache's interpolation (Grave et al. 2017)
+
+    p = (1 - l') softmax(logits) + l' softmax(delta_logits),   l' = l (or, `cache_mix_gated`,
+                                                                  l * max softmax(delta_logits))
+
+so no byte loses more than -log2(1 - l') bits to the memory, whatever it holds: the damage on
+unrelated text ("forgetting") is bounded, and gated by the memory's confidence it is small.
+
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
 
@@ -32,16 +41,22 @@ x's output neuron fires one step after the context's spikes: a causal pre -> pos
 (LTP, or eligibility for three-factor rules) on W[active pre, x]. The tokens this memory
 recalled for the context (delta >= `recall_threshold` logits, the 8 strongest) that did
 not come fire one step *before* the context's spikes: an anti-causal pairing (LTD) on
-W[active pre, recalled] - a false recall is unlearnt when it costs surprise. The next
-token's pre spikes also meet x's post trace (LTD, as STDP does). With fast traces (tau 2
-steps, the defaults for this kind) a token's spikes pair with its neighbours only, and
-with a short eligibility (tau 2 steps; the token's window is T + 2 = 6 steps) a token's
-surprise reward credits its own pairing, hardly those of the tokens before it: with
-tau 10 the same reward also reinforced the previous tokens' pairings, and the adapter
-gained a third as much on held-out streams (docs/results.md).
+W[active pre, recalled] - a false recall is unlearnt when it costs surprise. With
+`sampled_posts` k > 0 the output neurons also fire stochastically: k tokens drawn from the
+position's prediction softmax(l) (backbone + adapters, the adapter's seeded RNG) fire with
+the recalled ones, so in expectation the pairing is onehot(x) - p, the cross-entropy gradient
+of a linear readout (Florian 2007's stochastic neurons). The draws are recorded as post
+spikes in traces and the RNG is saved and snapshotted, so replay, save/load and /undo stay
+exact. The next token's pre spikes also meet x's post trace (LTD, as STDP does). With
+fast traces (tau 2 steps, the defaults for this kind) a token's spikes pair with its
+neighbours only, and with a short eligibility (tau 1 step; the token's window is T + 2 = 6
+steps) a token's surprise reward credits its own pairing, hardly those of the tokens before
+it: with tau 10 the same reward also reinforced the previous tokens' pairings, and the
+adapter gained a third as much on held-out streams (docs/results.md).
 
-Fading (`memory_tau` tokens, default 5000): every FADE_EVERY learnt tokens of the adapter
-(its saved counter), W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
+Fading (`memory_tau` tokens; 0, off, by default: the gated cache mix bounds the damage):
+every FADE_EVERY learnt tokens of the adapter (its saved counter),
+W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
 recent text: what was read long ago stops interfering with other text ("forgetting" in
 `plastic bench adapt`), at some cost to adaptation on long homogeneous streams.
 """
