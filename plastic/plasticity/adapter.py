@@ -1,13 +1,15 @@
 """`Adapter`: one named adapter config, attached to the sites it hits, with its rewards.
 
 An adapter owns one layer per site hit (`ReadoutLayer` or `ResidualLayer`, by kind), the
-reward sources named in its config, a seeded RNG (used to initialise residual weights)
+reward sources named in its config, a seeded RNG (residual weights' initialisation, a
+readout's sampled output spikes; saved with the adapter and in its snapshots)
 and a few counters. It knows nothing about hooks or turns: `PlasticModel` wires it into
 the backbone, `LearningEngine` snapshots and guards it.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -45,11 +47,12 @@ class AdapterCounters:
 
 
 class AdapterSnapshot(NamedTuple):
-    """An adapter's weights, rule states, reward states and counters at one moment."""
+    """An adapter's weights, rule states, reward states, counters and RNG at one moment."""
 
     layers: dict[str, SynapseSnapshot]
     rewards: Any
     counters: dict[str, Any]
+    rng: dict[str, Any] | None = None  # the RNG's bit-generator state (sampled output spikes)
 
 
 @dataclass
@@ -96,12 +99,15 @@ class Adapter:
             {site: layer.synapses.snapshot() for site, layer in self.layers.items()},
             self.rewards.snapshot(),
             self.counters.to_dict(),
+            copy.deepcopy(self.rng.bit_generator.state),
         )
 
     def restore(self, snap: AdapterSnapshot, *, counters: bool = True) -> None:
         for site, layer in self.layers.items():
             layer.synapses.restore(snap.layers[site])
         self.rewards.restore(snap.rewards)
+        if snap.rng is not None:
+            self.rng.bit_generator.state = copy.deepcopy(snap.rng)
         if counters:
             self.counters = AdapterCounters.from_dict(snap.counters)
 

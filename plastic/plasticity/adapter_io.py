@@ -208,8 +208,13 @@ def load_adapter(
         if not replace:
             raise CheckpointError(f"{directory}: an adapter named {name!r} is already attached")
         model.delete_adapter(name)
+    saved = doc["config"]
+    if isinstance(saved, dict) and "cache_mix" not in saved:
+        # saved before the cache mix existed: its memory was trained to be added to the
+        # logits, and keeps working that way (a new default must not change a saved adapter)
+        saved = {**saved, "cache_mix": 0.0}
     try:
-        config = AdapterConfig.from_dict(doc["config"])
+        config = AdapterConfig.from_dict(saved)
     except PlasticError as exc:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
     path = directory / WEIGHTS_FILE

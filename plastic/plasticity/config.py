@@ -32,16 +32,17 @@ KINDS = ("readout", "residual")
 
 # Chosen by teach-and-probe runs on a trained tiny backbone (see `readout`): fast traces pair
 # a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
-# tau_eligibility 2 steps (was 10): a token's surprise credits its own pairing, not those of
-# the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain (14) and
-# memory_tau (5000) by `plastic bench adapt` on held-out text, see docs/results.md.
+# tau_eligibility 1 step (was 10, then 2): a token's surprise credits its own pairing, not
+# those of the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain
+# (14) and the gated cache mix (0.07, no fading) by `plastic bench adapt` on held-out text,
+# see docs/results.md.
 _READOUT_RULES: dict[str, dict[str, Any]] = {
     "rstdp": {
         "tau_pre": 2.0,
         "tau_post": 2.0,
         "a_plus": 1.0,
         "a_minus": 1.0,
-        "tau_eligibility": 2.0,
+        "tau_eligibility": 1.0,
         "learning_rate": 0.1,
         "baseline_tau": 0.0,  # the reward sources bring their own baselines
         "w_min": -1.0,
@@ -105,8 +106,11 @@ class AdapterConfig:
     scale: float | None = None  # None: the kind's default (readout 14.0, residual 0.02)
     sharpness: float = 3.0  # readout: exponent p of the match, gain * sign(m) |m|^p
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
-    memory_tau: float = 5000.0  # readout: W fades to 0 over this many learnt tokens (0: never)
+    memory_tau: float = 0.0  # readout: W fades to 0 over this many learnt tokens (0: never)
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
+    cache_mix: float = 0.07  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
+    cache_mix_gated: bool = True  # readout: lambda x max softmax(delta) (memory's confidence)
+    sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
     init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
@@ -150,6 +154,16 @@ class AdapterConfig:
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
         if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
             raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
+        if not (isinstance(self.cache_mix, (int, float)) and 0.0 <= self.cache_mix < 1.0):
+            raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
+        if not isinstance(self.cache_mix_gated, bool):
+            raise ConfigError(
+                f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
+            )
+        if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
+            raise ConfigError(
+                f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"
+            )
         if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
             raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
         if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):

@@ -215,6 +215,47 @@ def token_bits(logits, token):
 
 
 @njit(cache=True)
+def sample_tokens(logits, uniforms, out):
+    """Token ids drawn from softmax(logits), one per uniform in [0, 1), into `out`.
+
+    Inverse CDF in float64 (a linear walk: V is a few hundred), so the draw depends only on
+    the logits and the uniforms (the caller's seeded generator): replayable and exact.
+    """
+    m, total = softmax_normaliser(logits)
+    last = logits.shape[0] - 1
+    for k in range(uniforms.shape[0]):
+        target = uniforms[k] * total
+        acc = 0.0
+        chosen = last
+        for j in range(logits.shape[0]):
+            acc += math.exp(float(logits[j]) - m)
+            if acc > target:
+                chosen = j
+                break
+        out[k] = chosen
+    return uniforms.shape[0]
+
+
+@njit(cache=True)
+def mix_cache(logits, scores, lam, gated):
+    """logits <- log((1 - l) softmax(logits) + l softmax(scores)) in place (float64 inside).
+
+    The neural cache's interpolation (Grave et al. 2017): l = lam, or with `gated`
+    lam * max softmax(scores) (the memory's confidence: ~0 when it recalls nothing). A byte
+    keeps at least (1 - lam) of the backbone's probability, so the mix costs at most
+    -log2(1 - lam) bits on text the memory knows nothing about. Returns l.
+    """
+    m1, z1 = softmax_normaliser(logits)
+    m2, z2 = softmax_normaliser(scores)
+    mix = lam / z2 if gated else lam
+    for j in range(logits.shape[0]):
+        p = (1.0 - mix) * math.exp(float(logits[j]) - m1) / z1
+        p += mix * math.exp(float(scores[j]) - m2) / z2
+        logits[j] = math.log(max(p, 1e-37))
+    return mix
+
+
+@njit(cache=True)
 def doubt(logits):
     """1 - max softmax(logits): how unsure a prediction is (0: certain)."""
     _, total = softmax_normaliser(logits)
@@ -245,5 +286,7 @@ def warm_up() -> None:
     )
     token_bits(np.zeros(4, np.float32), 1)
     doubt(np.zeros(4, np.float32))
+    mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, True)
+    sample_tokens(np.zeros(4, np.float32), np.zeros(1), np.zeros(1, np.int64))
     sharpen(out, 2.0, 1.0)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))

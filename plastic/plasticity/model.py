@@ -388,6 +388,9 @@ class PlasticModel(nn.Module):
         event = TokenEvent(token, prob, bits, stream.phase, stream.position, stream.history)
         for adapter in self.active_adapters():
             if stream.phase == OBSERVE or adapter.config.learn_on_generated:
+                if adapter.config.sampled_posts > 0:
+                    for layer in adapter.readout_layers:
+                        layer.draw_posts(prev_logits, adapter.rng)
                 for layer in adapter.layers.values():
                     layer.learn_transition(token)
                 adapter.counters.tokens_learned += 1

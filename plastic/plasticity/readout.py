@@ -22,6 +22,15 @@ made-up fact: p = 1 lowered the fact's bits/byte by 0.35, then the drift guard r
 every further turn; p = 3 by 0.67, 3.41 -> 2.74, the probe kept within 0.02 b/B, a control
 sentence unchanged at 2.01.)
 
+With `cache_mix` l > 0 the delta is not added: it is the memory's score, and the position's
+distribution becomes the neural cache's interpolation (Grave et al. 2017)
+
+    p = (1 - l') softmax(logits) + l' softmax(delta_logits),   l' = l (or, `cache_mix_gated`,
+                                                                  l * max softmax(delta_logits))
+
+so no byte loses more than -log2(1 - l') bits to the memory, whatever it holds: the damage on
+unrelated text ("forgetting") is bounded, and gated by the memory's confidence it is small.
+
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
 
@@ -32,16 +41,22 @@ x's output neuron fires one step after the context's spikes: a causal pre -> pos
 (LTP, or eligibility for three-factor rules) on W[active pre, x]. The tokens this memory
 recalled for the context (delta >= `recall_threshold` logits, the 8 strongest) that did
 not come fire one step *before* the context's spikes: an anti-causal pairing (LTD) on
-W[active pre, recalled] - a false recall is unlearnt when it costs surprise. The next
-token's pre spikes also meet x's post trace (LTD, as STDP does). With fast traces (tau 2
-steps, the defaults for this kind) a token's spikes pair with its neighbours only, and
-with a short eligibility (tau 2 steps; the token's window is T + 2 = 6 steps) a token's
-surprise reward credits its own pairing, hardly those of the tokens before it: with
-tau 10 the same reward also reinforced the previous tokens' pairings, and the adapter
-gained a third as much on held-out streams (docs/results.md).
+W[active pre, recalled] - a false recall is unlearnt when it costs surprise. With
+`sampled_posts` k > 0 the output neurons also fire stochastically: k tokens drawn from the
+position's prediction softmax(l) (backbone + adapters, the adapter's seeded RNG) fire with
+the recalled ones, so in expectation the pairing is onehot(x) - p, the cross-entropy gradient
+of a linear readout (Florian 2007's stochastic neurons). The draws are recorded as post
+spikes in traces and the RNG is saved and snapshotted, so replay, save/load and /undo stay
+exact. The next token's pre spikes also meet x's post trace (LTD, as STDP does). With
+fast traces (tau 2 steps, the defaults for this kind) a token's spikes pair with its
+neighbours only, and with a short eligibility (tau 1 step; the token's window is T + 2 = 6
+steps) a token's surprise reward credits its own pairing, hardly those of the tokens before
+it: with tau 10 the same reward also reinforced the previous tokens' pairings, and the
+adapter gained a third as much on held-out streams (docs/results.md).
 
-Fading (`memory_tau` tokens, default 5000): every FADE_EVERY learnt tokens of the adapter
-(its saved counter), W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
+Fading (`memory_tau` tokens; 0, off, by default: the gated cache mix bounds the damage):
+every FADE_EVERY learnt tokens of the adapter (its saved counter),
+W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
 recent text: what was read long ago stops interfering with other text ("forgetting" in
 `plastic bench adapt`), at some cost to adaptation on long homogeneous streams.
 """
@@ -52,7 +67,15 @@ import numpy as np
 
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kernels import doubt, pack_spikes, sharpen, strongest, sum_rows
+from plastic.plasticity.kernels import (
+    doubt,
+    mix_cache,
+    pack_spikes,
+    sample_tokens,
+    sharpen,
+    strongest,
+    sum_rows,
+)
 from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
@@ -71,6 +94,8 @@ class ReadoutLayer:
         self.gain = config.effective_scale
         self.sharpness = float(config.sharpness)
         self.gate_power = float(config.gate_power)
+        self.cache_mix = float(config.cache_mix)
+        self.cache_mix_gated = bool(config.cache_mix_gated)
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
@@ -89,6 +114,8 @@ class ReadoutLayer:
         self.post = np.zeros((t + 2, self.n_post), np.uint8)  # rows 0 and t + 1 set per call
         self.recalled = np.zeros(MAX_RECALLED, np.int64)
         self.n_recalled = 0
+        self.sampled = np.zeros(int(config.sampled_posts), np.int64)
+        self.n_sampled = 0
         self.counts = np.zeros(self.n_pre, np.float32)
         self.active = np.zeros(self.n_pre, np.int64)
         self.delta = np.zeros(self.n_post, np.float32)
@@ -130,7 +157,11 @@ class ReadoutLayer:
         if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
             gain *= doubt(logits_row) ** self.gate_power
         sharpen(self.delta, self.sharpness, gain)
-        logits_row += self.delta
+        if self.cache_mix > 0:  # interpolate probabilities (neural cache), not logits
+            if np.any(self.delta):
+                mix_cache(logits_row, self.delta, self.cache_mix, self.cache_mix_gated)
+        else:
+            logits_row += self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
 
@@ -139,21 +170,37 @@ class ReadoutLayer:
         self.spikes = None
 
     # -- learning ---------------------------------------------------------------------
+    def draw_posts(self, prev_logits: np.ndarray, rng: np.random.Generator) -> None:
+        """Stochastic output spikes (`sampled_posts` k > 0): draw k tokens from
+        softmax(prev_logits), the prediction the latest position made (backbone + adapters);
+        `learn_transition` makes those other than the observed token fire before the
+        context (LTD). Draws nothing when there is no position to learn from."""
+        self.n_sampled = 0
+        if not self.ready or self.sampled.shape[0] == 0:
+            return
+        uniforms = rng.random(self.sampled.shape[0])
+        self.n_sampled = sample_tokens(prev_logits, uniforms, self.sampled)
+
     def learn_transition(self, token: int) -> None:
         """Step the rule over T + 2 steps: the tokens this memory recalled for the latest
-        position (except `token`) fire, then that position's spikes, then `token` fires."""
+        position and those drawn by `draw_posts` (except `token`) fire, then that
+        position's spikes, then `token` fires."""
         if not self.ready:
             return
         last = self.timesteps + 1
         recalled = self.recalled[: self.n_recalled]
+        sampled = self.sampled[: self.n_sampled]
         self.post[0, recalled] = 1
+        self.post[0, sampled] = 1
         self.post[0, token] = 0
         self.post[last, token] = 1
         try:
             self.synapses.step(self.pre, self.post)
         finally:
             self.post[0, recalled] = 0
+            self.post[0, sampled] = 0
             self.post[last, token] = 0
+            self.n_sampled = 0
 
     def fade_memory(self) -> None:
         """W <- W exp(-FADE_EVERY / memory_tau): the model calls it every FADE_EVERY learnt

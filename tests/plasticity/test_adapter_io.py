@@ -150,3 +150,18 @@ def test_rng_state_round_trips() -> None:
     rng.random(3)
     again = rng_from_array(rng_to_array(rng))
     assert np.array_equal(rng.random(4), again.random(4))
+
+
+def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_path: Path) -> None:
+    model = make_plastic()
+    chat_turn(model, Conversation(model, seed=0), FACT)
+    out = tmp_path / "old"
+    model.save(out)
+    doc = json.loads((out / CONFIG_FILE).read_text())
+    assert doc["config"]["cache_mix"] == AdapterConfig().cache_mix > 0
+    del doc["config"]["cache_mix"]  # as written before the option existed
+    (out / CONFIG_FILE).write_text(json.dumps(doc))
+    loaded = PlasticModel.from_pretrained(make_backbone(), out)
+    assert loaded.adapters["default"].config.cache_mix == 0.0
+    # additive, not mixed: the same weights score the fact differently
+    assert loaded.engine.score(FACT) != model.engine.score(FACT)

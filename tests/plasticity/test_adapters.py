@@ -212,7 +212,8 @@ def test_the_gate_scales_the_readout_by_the_backbones_doubt() -> None:
     deltas = {}
     logits = np.linspace(-2.0, 3.0, 260).astype(np.float32)
     for q in (0.0, 2.0):
-        layer = make_plastic(AdapterConfig(gate_power=q)).adapters["default"].layers["readout"]
+        config = AdapterConfig(gate_power=q, cache_mix=0.0)  # the additive delta
+        layer = make_plastic(config).adapters["default"].layers["readout"]
         rng = np.random.default_rng(0)
         layer.synapses.weights[...] = rng.uniform(-1, 1, layer.weights.shape).astype(np.float32)
         spikes = np.zeros((layer.timesteps, 1, 1, layer.n_pre), np.float32)

@@ -57,7 +57,9 @@ def test_teach_and_probe(learning: bool) -> None:
         assert fact_after == fact_before and control_after == control_before
         return
     fact_gain, control_gain = fact_before - fact_after, control_before - control_after
-    assert fact_gain > 0.2, (fact_before, fact_after)
+    # 0.17 b/B on this random backbone with the gated cache mix (0.34 with the additive
+    # readout it replaced): the mix only moves bytes the memory is confident about
+    assert fact_gain > 0.1, (fact_before, fact_after)
     assert fact_gain > 1.5 * control_gain, (fact_gain, control_gain)  # specific to the fact
     probe = engine.probe_score()
     assert probe <= engine.probe_reference() + model.guards.drift_margin
@@ -114,8 +116,14 @@ def always_reward():
     unregister_reward("always")
 
 
+# additive (cache_mix 0): the probability mix bounds what any memory costs the probe to
+# -log2(1 - cache_mix) bits/byte, so the harm the guard must catch needs the additive readout
 HARMFUL = AdapterConfig(
-    reward=("always",), sharpness=1.0, rule_params={"learning_rate": 1.0}, scale=8.0
+    reward=("always",),
+    sharpness=1.0,
+    rule_params={"learning_rate": 1.0},
+    scale=8.0,
+    cache_mix=0.0,
 )
 
 

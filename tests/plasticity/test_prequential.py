@@ -62,7 +62,9 @@ def test_replay_equals_engine_chunked(config: AdapterConfig) -> None:
 
 def test_replay_equals_engine_token_by_token() -> None:
     """Against the chat's path (one forward per token): equal to float tolerance, given
-    that the backbone's own parallel and sequential passes agree that closely."""
+    that the backbone's own parallel and sequential passes agree that closely (1e-4; the
+    surprise rewards computed from those bits feed it back into the weights: 1.4e-4 measured
+    with the default cache mix)."""
     backbone = make_backbone()
     bpass = backbone_pass(backbone, TEXT, chunk=128)
     frozen = PlasticModel(backbone)
@@ -76,7 +78,7 @@ def test_replay_equals_engine_token_by_token() -> None:
     fast.add_adapter("default", AdapterConfig())
     with fast.observing():
         got = replay_bits(fast, bpass)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=3e-4)
 
 
 def test_frozen_replay_scores_without_learning() -> None:

@@ -1,0 +1,50 @@
+"""The neural-cache interpolation (`cache_mix`): a proper mixture, bounded damage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from plastic.errors import ConfigError
+from plastic.models.generate import Conversation
+from plastic.plasticity import AdapterConfig
+from plastic.plasticity.kernels import mix_cache
+from tests.plasticity.conftest import CONTROL, FACT, chat_turn, make_plastic
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x.astype(np.float64) - x.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_the_mix_is_the_interpolated_distribution(gated: bool) -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=20).astype(np.float32)
+    scores = (3 * rng.normal(size=20)).astype(np.float32)
+    lam = 0.2 * (_softmax(scores).max() if gated else 1.0)
+    expected = (1 - lam) * _softmax(logits) + lam * _softmax(scores)
+    out = logits.copy()
+    assert mix_cache(out, scores, 0.2, gated) == pytest.approx(lam)
+    np.testing.assert_allclose(_softmax(out), expected, rtol=1e-5)
+    # every token keeps (1 - lam) of its probability: at most -log2(1 - lam) bits lost
+    assert np.all(-np.log2(_softmax(out) / _softmax(logits)) <= -math.log2(1 - lam) + 1e-5)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, math.nan])
+def test_bad_cache_mix_is_a_config_error(bad: float) -> None:
+    with pytest.raises(ConfigError, match="cache_mix"):
+        AdapterConfig(cache_mix=bad)
+
+
+def test_a_mixing_adapter_learns_and_bounds_its_damage() -> None:
+    lam = 0.1
+    model = make_plastic(AdapterConfig(cache_mix=lam))
+    before, fact_before = model.engine.score(CONTROL), model.engine.score(FACT)
+    conv = Conversation(model, seed=0)
+    for _ in range(3):
+        chat_turn(model, conv, FACT)
+    assert model.engine.score(CONTROL) <= before - math.log2(1 - lam) + 1e-4
+    assert model.engine.score(FACT) < fact_before  # it learnt the fact
