@@ -35,7 +35,6 @@ from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.model import PlasticModel
 
 MIN_RATIO = 0.9
-TEXT = FILLER  # the same prose as the position benchmark
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class LearnBenchConfig:
 
 
 def _observe_text(n: int) -> bytes:
-    return (TEXT * (n // len(TEXT) + 1))[:n]
+    return (FILLER * (n // len(FILLER) + 1))[:n]  # the position benchmark's prose
 
 
 def _timed(
