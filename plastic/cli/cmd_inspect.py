@@ -69,7 +69,9 @@ def _print(report: dict[str, Any]) -> None:
 
     out = Console(highlight=False, soft_wrap=True)
     o = report["overview"]
-    turns = ", ".join(_count(v, k) for k, v in o["turns"].items() if v)
+    turns = ", ".join(
+        _count(v, _TURN_LABELS[k]) for k, v in o["turns"].items() if v and k in _TURN_LABELS
+    )
     out.print(
         f"[bold]{o['path']}[/] · schema v{o['schema_version']} · backbone "
         f"{o['backbone'].get('name')} {str(o['backbone'].get('content_hash'))[:12]} · rule "
@@ -135,6 +137,17 @@ def _print(report: dict[str, Any]) -> None:
         out.print(f"  surprise: {r['surprise_sparkline']} (mean {r['surprise_mean_bits']} bits)")
     if "plot" in report:
         out.print(f"figure written to {report['plot']}")
+
+
+# How the overview line names each kind of turn record. "session" records are left out:
+# the line counts sessions already (one record opens each).
+_TURN_LABELS = {
+    "turn": "turn",
+    "feedback": "feedback event",
+    "undo": "undo",
+    "reset": "reset",
+    "close": "clean close",
+}
 
 
 def _count(n: int, noun: str) -> str:

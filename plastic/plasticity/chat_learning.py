@@ -166,11 +166,7 @@ class ChatLearning:
 
     def cmd_score(self, arg: str) -> str:
         """/score TEXT: bits/byte of TEXT now (learns nothing), and under the frozen backbone."""
-        figures = self.score(arg)
-        return (
-            f"{figures['bits_per_byte']:.4f} bits/byte "
-            f"({figures['change_vs_frozen']:+.4f} vs the frozen backbone)"
-        )
+        return format_score(self.score(arg))
 
     def cmd_save(self, arg: str) -> str:
         """/save DIR: save the adapters with their learning state."""
@@ -182,3 +178,12 @@ class ChatLearning:
     def cmd_stats(self, arg: str = "") -> dict[str, Any]:
         """/stats: per site weight-change norms, eligibility, last reward and baseline."""
         return self.engine.stats()
+
+
+def format_score(figures: dict[str, float]) -> str:
+    """The one-line answer to /score: bits/byte now, its change and the frozen figure."""
+    return (
+        f"{figures['bits_per_byte']:.4f} bits/byte "
+        f"({figures['change_vs_frozen']:+.4f} vs the frozen backbone, "
+        f"{figures['frozen_bits_per_byte']:.4f})"
+    )

@@ -27,7 +27,7 @@ def test_a_chat_session_with_every_command(tmp_path: Path) -> None:
     learn = ChatLearning(model)
     conv = Conversation(model, seed=0)
     before = learn.command("score", FACT)
-    assert before.endswith("(+0.0000 vs the frozen backbone)")
+    assert "(+0.0000 vs the frozen backbone, " in before
     _turn(learn, conv, FACT)
     assert learn.command("score", FACT) != before
     assert "credited" in learn.command("good")

@@ -81,6 +81,12 @@ def test_inspect_everything(recorded, capsys) -> None:
     assert report["reward"]["rewarded_tokens"] > 0 and report["reward"]["feedback"] == [1.0, -1.0]
     text = run_ok(["inspect", str(recorded.path), "--rates", "--site", "readout"], capsys)
     assert "rate vs surprise" in text and "mean rate" in text
+    # the overview line names each count once, in words that say what it counts
+    line = next(ln for ln in text.splitlines() if " tokens, " in ln)
+    n_turns, n_feedback = o["turns"]["turn"], o["turns"]["feedback"]
+    assert line.startswith(f"{o['sessions']} session")
+    assert f"{n_turns} turns" in line and f"{n_feedback} feedback events" in line
+    assert line.count("session") == 1 and "1 clean close" in line
 
 
 def test_plot_without_matplotlib_is_one_line(recorded, capsys, monkeypatch) -> None:

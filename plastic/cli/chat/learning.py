@@ -99,12 +99,9 @@ class LearningCommands:
             figures = self.learn.score(args)
         except PlasticError as exc:
             return CommandResult(str(exc), ok=False)
-        message = (
-            f"{figures['bits_per_byte']:.4f} bits/byte "
-            f"({figures['change_vs_frozen']:+.4f} vs the frozen backbone, "
-            f"{figures['frozen_bits_per_byte']:.4f})"
-        )
-        return CommandResult(message, figures)
+        from plastic.plasticity.chat_learning import format_score  # lazy, as ChatLearning is
+
+        return CommandResult(format_score(figures), figures)
 
     def cmd_stats(self, args: str) -> CommandResult:
         """Spike rates per site, and per adapter site: weight change, eligibility, reward."""
