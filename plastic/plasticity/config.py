@@ -110,6 +110,7 @@ class AdapterConfig:
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
     cache_mix: float = 0.07  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
     cache_mix_gated: bool = True  # readout: lambda x max softmax(delta) (memory's confidence)
+    confidence_power: float = 1.0  # readout, gated mix: lambda x (max softmax(delta))^this
     sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
@@ -156,6 +157,14 @@ class AdapterConfig:
             raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
         if not (isinstance(self.cache_mix, (int, float)) and 0.0 <= self.cache_mix < 1.0):
             raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
+        if not (
+            isinstance(self.confidence_power, (int, float))
+            and math.isfinite(self.confidence_power)
+            and 0 < self.confidence_power <= 8
+        ):
+            raise ConfigError(
+                f"confidence_power must lie in (0, 8], got {self.confidence_power!r}"
+            )
         if not isinstance(self.cache_mix_gated, bool):
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"

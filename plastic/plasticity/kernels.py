@@ -237,17 +237,18 @@ def sample_tokens(logits, uniforms, out):
 
 
 @njit(cache=True)
-def mix_cache(logits, scores, lam, gated):
+def mix_cache(logits, scores, lam, confidence_power):
     """logits <- log((1 - l) softmax(logits) + l softmax(scores)) in place (float64 inside).
 
-    The neural cache's interpolation (Grave et al. 2017): l = lam, or with `gated`
-    lam * max softmax(scores) (the memory's confidence: ~0 when it recalls nothing). A byte
-    keeps at least (1 - lam) of the backbone's probability, so the mix costs at most
-    -log2(1 - lam) bits on text the memory knows nothing about. Returns l.
+    The neural cache's interpolation (Grave et al. 2017): l = lam, or with
+    `confidence_power` q > 0, lam * (max softmax(scores))^q (the memory's confidence: ~0
+    when it recalls nothing). A byte keeps at least (1 - lam) of the backbone's
+    probability, so the mix costs at most -log2(1 - lam) bits on text the memory knows
+    nothing about. Returns l.
     """
     m1, z1 = softmax_normaliser(logits)
     m2, z2 = softmax_normaliser(scores)
-    mix = lam / z2 if gated else lam
+    mix = lam * (1.0 / z2) ** confidence_power if confidence_power > 0 else lam
     for j in range(logits.shape[0]):
         p = (1.0 - mix) * math.exp(float(logits[j]) - m1) / z1
         p += mix * math.exp(float(scores[j]) - m2) / z2
@@ -286,7 +287,7 @@ def warm_up() -> None:
     )
     token_bits(np.zeros(4, np.float32), 1)
     doubt(np.zeros(4, np.float32))
-    mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, True)
+    mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, 1.0)
     sample_tokens(np.zeros(4, np.float32), np.zeros(1), np.zeros(1, np.int64))
     sharpen(out, 2.0, 1.0)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))

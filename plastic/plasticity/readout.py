@@ -95,7 +95,10 @@ class ReadoutLayer:
         self.sharpness = float(config.sharpness)
         self.gate_power = float(config.gate_power)
         self.cache_mix = float(config.cache_mix)
-        self.cache_mix_gated = bool(config.cache_mix_gated)
+        # exponent of the memory's confidence in the mix weight (0: not gated)
+        self.confidence_power = (
+            float(config.confidence_power) if config.cache_mix_gated else 0.0
+        )
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
@@ -159,7 +162,7 @@ class ReadoutLayer:
         sharpen(self.delta, self.sharpness, gain)
         if self.cache_mix > 0:  # interpolate probabilities (neural cache), not logits
             if np.any(self.delta):
-                mix_cache(logits_row, self.delta, self.cache_mix, self.cache_mix_gated)
+                mix_cache(logits_row, self.delta, self.cache_mix, self.confidence_power)
         else:
             logits_row += self.delta
         if live and self.recall_threshold > 0:

@@ -19,15 +19,15 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-@pytest.mark.parametrize("gated", [False, True])
-def test_the_mix_is_the_interpolated_distribution(gated: bool) -> None:
+@pytest.mark.parametrize("power", [0.0, 1.0, 2.5])
+def test_the_mix_is_the_interpolated_distribution(power: float) -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(size=20).astype(np.float32)
     scores = (3 * rng.normal(size=20)).astype(np.float32)
-    lam = 0.2 * (_softmax(scores).max() if gated else 1.0)
+    lam = 0.2 * (_softmax(scores).max() ** power if power > 0 else 1.0)
     expected = (1 - lam) * _softmax(logits) + lam * _softmax(scores)
     out = logits.copy()
-    assert mix_cache(out, scores, 0.2, gated) == pytest.approx(lam)
+    assert mix_cache(out, scores, 0.2, power) == pytest.approx(lam)
     np.testing.assert_allclose(_softmax(out), expected, rtol=1e-5)
     # every token keeps (1 - lam) of its probability: at most -log2(1 - lam) bits lost
     assert np.all(-np.log2(_softmax(out) / _softmax(logits)) <= -math.log2(1 - lam) + 1e-5)
@@ -37,6 +37,12 @@ def test_the_mix_is_the_interpolated_distribution(gated: bool) -> None:
 def test_bad_cache_mix_is_a_config_error(bad: float) -> None:
     with pytest.raises(ConfigError, match="cache_mix"):
         AdapterConfig(cache_mix=bad)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 9.0, math.inf, math.nan])
+def test_bad_confidence_power_is_a_config_error(bad: float) -> None:
+    with pytest.raises(ConfigError, match="confidence_power"):
+        AdapterConfig(confidence_power=bad)
 
 
 def test_a_mixing_adapter_learns_and_bounds_its_damage() -> None:
