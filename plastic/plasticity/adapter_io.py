@@ -199,6 +199,12 @@ def check_backbone(model: PlasticModel, directory: Path, doc: dict[str, Any]) ->
         )
 
 
+# Config keys added after format version 1, with the value meaning "as before the key":
+# an adapter saved before the cache mix was trained to be added to the logits (cache_mix 0);
+# one saved before confidence_power mixed in proportion to its plain confidence (power 1).
+BEHAVIOUR_BEFORE_KEY: dict[str, Any] = {"cache_mix": 0.0, "confidence_power": 1.0}
+
+
 def load_adapter(
     model: PlasticModel, directory: Path, doc: dict[str, Any], *, replace: bool = False
 ) -> str:
@@ -209,10 +215,10 @@ def load_adapter(
             raise CheckpointError(f"{directory}: an adapter named {name!r} is already attached")
         model.delete_adapter(name)
     saved = doc["config"]
-    if isinstance(saved, dict) and "cache_mix" not in saved:
-        # saved before the cache mix existed: its memory was trained to be added to the
-        # logits, and keeps working that way (a new default must not change a saved adapter)
-        saved = {**saved, "cache_mix": 0.0}
+    if isinstance(saved, dict):
+        # a key missing from a saved config was added later: it takes the value that
+        # reproduces the behaviour the adapter was trained with, not today's default
+        saved = {**BEHAVIOUR_BEFORE_KEY, **saved}
     try:
         config = AdapterConfig.from_dict(saved)
     except PlasticError as exc:

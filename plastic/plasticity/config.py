@@ -162,9 +162,7 @@ class AdapterConfig:
             and math.isfinite(self.confidence_power)
             and 0 < self.confidence_power <= 8
         ):
-            raise ConfigError(
-                f"confidence_power must lie in (0, 8], got {self.confidence_power!r}"
-            )
+            raise ConfigError(f"confidence_power must lie in (0, 8], got {self.confidence_power!r}")
         if not isinstance(self.cache_mix_gated, bool):
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"

@@ -96,9 +96,7 @@ class ReadoutLayer:
         self.gate_power = float(config.gate_power)
         self.cache_mix = float(config.cache_mix)
         # exponent of the memory's confidence in the mix weight (0: not gated)
-        self.confidence_power = (
-            float(config.confidence_power) if config.cache_mix_gated else 0.0
-        )
+        self.confidence_power = float(config.confidence_power) if config.cache_mix_gated else 0.0
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),

@@ -165,3 +165,17 @@ def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_pa
     assert loaded.adapters["default"].config.cache_mix == 0.0
     # additive, not mixed: the same weights score the fact differently
     assert loaded.engine.score(FACT) != model.engine.score(FACT)
+
+
+def test_an_adapter_saved_before_confidence_power_keeps_its_plain_gate(tmp_path: Path) -> None:
+    model = make_plastic(AdapterConfig(confidence_power=2.0))
+    chat_turn(model, Conversation(model, seed=0), FACT)
+    out = tmp_path / "old"
+    model.save(out)
+    doc = json.loads((out / CONFIG_FILE).read_text())
+    del doc["config"]["confidence_power"]  # as written before the option existed
+    (out / CONFIG_FILE).write_text(json.dumps(doc))
+    loaded = PlasticModel.from_pretrained(make_backbone(), out)
+    assert loaded.adapters["default"].config.confidence_power == 1.0
+    # the same weights gated by confidence^1 instead of ^2 score the fact differently
+    assert loaded.engine.score(FACT) != model.engine.score(FACT)
