@@ -2,7 +2,8 @@
 
 - `synapse_math`: the one definition of each per-synapse/per-row update (CPU and CUDA).
 - `state_layout`: the array records the kernels update in place.
-- `cpu_*`: event-driven `@njit(parallel=True, cache=True)` kernels and their wrappers.
+- `cpu_*`: event-driven `@njit(cache=True)` kernels and their wrappers; `cpu_threads`
+  compiles each row loop twice, threaded and serial.
 - `cuda_*`: `@cuda.jit` kernels with the same semantics (NUMBA_ENABLE_CUDASIM=1 on CPU).
 
 Importing this package imports neither numba nor numpy; each kernel module does. It does

@@ -12,6 +12,7 @@ from typing import Any
 from numba import float32, njit, prange
 
 from plastic.kernels_numba.cpu_events import serial_sum
+from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import RateState
 from plastic.kernels_numba.synapse_math import (
     mask_row,
@@ -21,9 +22,6 @@ from plastic.kernels_numba.synapse_math import (
     rate_trace,
 )
 from plastic.rules.backends import activity_as_steps, weights_as_numpy
-
-# Below this many synapses, rows are processed serially: waking threads costs more.
-PARALLEL_MIN_WORK = 1 << 16
 
 
 @njit(cache=True, fastmath={"reassoc", "nsz"})
@@ -53,23 +51,18 @@ def oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min,
     )
 
 
-@njit(parallel=True, cache=True)
-def oja_update(w, rate_pre, rate_post, mask, row_square, coef):
-    """One norm-capped Oja update of every row (rows in parallel when the layer is large)."""
+def _oja_update(w, rate_pre, rate_post, mask, row_square, coef):
+    """One norm-capped Oja update of every row."""
     _, learning_rate, w_min, w_max, max_norm = coef
     n_pre = w.shape[0]
-    if n_pre * w.shape[1] >= PARALLEL_MIN_WORK:
-        for i in prange(n_pre):
-            row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
-        scale = float32(norm_cap_scale(1.0, serial_sum(row_square), max_norm))
-        for i in prange(n_pre):
-            oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max)
-    else:
-        for i in range(n_pre):
-            row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
-        scale = float32(norm_cap_scale(1.0, serial_sum(row_square), max_norm))
-        for i in range(n_pre):
-            oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max)
+    for i in prange(n_pre):
+        row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
+    scale = float32(norm_cap_scale(1.0, serial_sum(row_square), max_norm))
+    for i in prange(n_pre):
+        oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min, w_max)
+
+
+oja_update_parallel, oja_update_serial = parallel_and_serial(_oja_update)
 
 
 @njit(cache=True)
@@ -84,7 +77,10 @@ def hebb_steps(pre, post, w, rate_pre, rate_post, mask, row_square, clock, coef,
         for j in range(rate_post.shape[0]):
             rate_post[j] = rate_trace(rate_post[j], gain, post[s, j])
         if step % interval == 0:
-            oja_update(w, rate_pre, rate_post, mask, row_square, coef)
+            if w.shape[0] * w.shape[1] >= PARALLEL_MIN_WORK:
+                oja_update_parallel(w, rate_pre, rate_post, mask, row_square, coef)
+            else:
+                oja_update_serial(w, rate_pre, rate_post, mask, row_square, coef)
 
 
 def step(pre: Any, post: Any, weights: Any, state: RateState, coef: tuple, interval: int) -> Any:

@@ -4,6 +4,7 @@ Per step: O(N) to advance the traces, then each pre spike brings its weight row 
 (replaying deferred LTP from the ring of recent post spikes) and applies the step's LTD/LTP,
 rows in parallel. Post spikes only append their indices to the ring. Cost per step is
 O((pre spikes + post spikes) x N); see `state_layout` for why the deferral is exact.
+Each row loop has a threaded and a serial twin (`cpu_threads`), picked by the work at hand.
 """
 
 from __future__ import annotations
@@ -19,14 +20,82 @@ from plastic.kernels_numba.cpu_events import (
     stdp_spiking_row,
     stdp_sync_row,
 )
+from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import TimingState, is_synced
 from plastic.rules.backends import row_indices, spikes_as_steps, weights_as_numpy
 
-# Below this many synapse updates, rows are processed serially: waking threads costs more.
-PARALLEL_MIN_WORK = 1 << 16
+
+def _spiking_rows(
+    count,
+    w,
+    post_spikes,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    mask,
+    pre_index,
+    step,
+    coef,
+):
+    """Rows of the `count` pre neurons listed in pre_index, which spike at `step`."""
+    for k in prange(count):
+        stdp_spiking_row(
+            w,
+            pre_index[k],
+            mask,
+            post_spikes,
+            x_pre,
+            x_post,
+            x_pre_synced,
+            row_step,
+            ring_post,
+            ring_count,
+            step,
+            coef,
+        )
 
 
-@njit(parallel=True, cache=True)
+def _sync(
+    w, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index, clock, coef
+):
+    """Apply every row's deferred LTP so the weights are exact at the current step."""
+    step = clock[0]
+    for i in prange(w.shape[0]):
+        stdp_sync_row(w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef)
+    clock[1] = step
+
+
+def _sync_rows(
+    w,
+    rows,
+    x_pre,
+    x_post,
+    x_pre_synced,
+    row_step,
+    ring_post,
+    ring_count,
+    mask,
+    pre_index,
+    clock,
+    coef,
+):
+    """Apply the deferred LTP of the listed rows only (e.g. the rows a forward pass reads)."""
+    step = clock[0]
+    for k in prange(rows.shape[0]):
+        stdp_sync_row(
+            w, rows[k], mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
+        )
+
+
+spiking_rows_parallel, spiking_rows_serial = parallel_and_serial(_spiking_rows)
+sync_parallel, sync_serial = parallel_and_serial(_sync)
+sync_rows_parallel, sync_rows_serial = parallel_and_serial(_sync_rows)
+
+
+@njit(cache=True)
 def stdp_steps(
     pre,
     post,
@@ -46,6 +115,8 @@ def stdp_steps(
     decay_pre, decay_post = coef[0], coef[1]
     ring = ring_count.shape[0]
     n_pre, n_post = w.shape
+    # the TimingState fields but the clock, in order (the twins' shared arguments)
+    timing = (x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index)
     for s in range(pre.shape[0]):
         step = clock[0] + 1
         clock[0] = step
@@ -54,71 +125,14 @@ def stdp_steps(
         record_post_spikes(ring_post, ring_count, step, post[s])
         n_spiking = spike_indices(pre[s], pre_index)
         if n_spiking * n_post >= PARALLEL_MIN_WORK:
-            for k in prange(n_spiking):
-                stdp_spiking_row(
-                    w,
-                    pre_index[k],
-                    mask,
-                    post[s],
-                    x_pre,
-                    x_post,
-                    x_pre_synced,
-                    row_step,
-                    ring_post,
-                    ring_count,
-                    step,
-                    coef,
-                )
+            spiking_rows_parallel(n_spiking, w, post[s], *timing, step, coef)
         else:
-            for k in range(n_spiking):
-                stdp_spiking_row(
-                    w,
-                    pre_index[k],
-                    mask,
-                    post[s],
-                    x_pre,
-                    x_post,
-                    x_pre_synced,
-                    row_step,
-                    ring_post,
-                    ring_count,
-                    step,
-                    coef,
-                )
+            spiking_rows_serial(n_spiking, w, post[s], *timing, step, coef)
         if step - clock[1] >= ring:  # the ring is full: bring every row up to date
-            stdp_sync(
-                w,
-                x_pre,
-                x_post,
-                x_pre_synced,
-                row_step,
-                ring_post,
-                ring_count,
-                mask,
-                pre_index,
-                clock,
-                coef,
-            )
-
-
-@njit(parallel=True, cache=True)
-def stdp_sync(
-    w, x_pre, x_post, x_pre_synced, row_step, ring_post, ring_count, mask, pre_index, clock, coef
-):
-    """Apply every row's deferred LTP so the weights are exact at the current step."""
-    step = clock[0]
-    n_pre, n_post = w.shape
-    if n_pre * n_post >= PARALLEL_MIN_WORK:
-        for i in prange(n_pre):
-            stdp_sync_row(
-                w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
-            )
-    else:
-        for i in range(n_pre):
-            stdp_sync_row(
-                w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
-            )
-    clock[1] = step
+            if n_pre * n_post >= PARALLEL_MIN_WORK:
+                sync_parallel(w, *timing, clock, coef)
+            else:
+                sync_serial(w, *timing, clock, coef)
 
 
 def step(pre: Any, post: Any, weights: Any, state: TimingState, coef: tuple) -> Any:
@@ -131,42 +145,17 @@ def step(pre: Any, post: Any, weights: Any, state: TimingState, coef: tuple) -> 
     return weights
 
 
-@njit(parallel=True, cache=True)
-def stdp_sync_rows(
-    w,
-    rows,
-    x_pre,
-    x_post,
-    x_pre_synced,
-    row_step,
-    ring_post,
-    ring_count,
-    mask,
-    pre_index,
-    clock,
-    coef,
-):
-    """Apply the deferred LTP of the listed rows only (e.g. the rows a forward pass reads)."""
-    step = clock[0]
-    if rows.shape[0] * w.shape[1] >= PARALLEL_MIN_WORK:
-        for k in prange(rows.shape[0]):
-            stdp_sync_row(
-                w, rows[k], mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
-            )
-    else:
-        for k in range(rows.shape[0]):
-            stdp_sync_row(
-                w, rows[k], mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
-            )
-
-
 def flush(weights: Any, state: TimingState, coef: tuple, rows: Any = None) -> Any:
     """Apply deferred LTP in place (every row, or only `rows`); returns the weights."""
     n_pre, n_post = state.x_pre.shape[0], state.x_post.shape[0]
     if rows is not None:
         w = weights_as_numpy(weights, n_pre, n_post)
-        stdp_sync_rows(w, row_indices(rows, n_pre), *state, coef)
+        selected = row_indices(rows, n_pre)
+        threaded = selected.shape[0] * n_post >= PARALLEL_MIN_WORK
+        sync_rows = sync_rows_parallel if threaded else sync_rows_serial
+        sync_rows(w, selected, *state, coef)
     elif not is_synced(state):
         w = weights_as_numpy(weights, n_pre, n_post)
-        stdp_sync(w, *state, coef)
+        sync = sync_parallel if n_pre * n_post >= PARALLEL_MIN_WORK else sync_serial
+        sync(w, *state, coef)
     return weights

@@ -1,4 +1,5 @@
-"""Shared pieces of the Numba CUDA backend: device transfers, launch shape, reductions.
+"""Shared pieces of the Numba CUDA backend: device transfers, launch shape, reductions,
+and the start of a step of the spike-timing rules (traces and ring of post spikes).
 
 Importing this module imports `numba.cuda`. With NUMBA_ENABLE_CUDASIM=1 (set before numba
 is imported) the kernels run on the CPU in numba's simulator, which is how the tests check
@@ -14,6 +15,8 @@ import numpy as np
 from numba import cuda
 
 from plastic.errors import RuleError
+from plastic.kernels_numba.state_layout import TimingState
+from plastic.kernels_numba.synapse_math import decayed_trace
 from plastic.rules.backends import activity_as_steps, is_torch_tensor, spikes_as_steps
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
@@ -105,6 +108,36 @@ def block_sum(partial, value):
 def clear_slot(ring_count, slot):
     """ring_count[slot] = 0 (before a step's post spikes are appended)."""
     ring_count[slot] = 0
+
+
+@cuda.jit
+def advance_and_record(
+    pre_s, post_s, x_pre, x_post, ring_post, ring_count, slot, decay_pre, decay_post
+):
+    """Traces of both layers; this step's post spike indices appended to ring slot `slot`."""
+    k = cuda.grid(1)
+    if k < x_pre.shape[0]:
+        x_pre[k] = decayed_trace(x_pre[k], decay_pre, pre_s[k])
+    if k < x_post.shape[0]:
+        x_post[k] = decayed_trace(x_post[k], decay_post, post_s[k])
+        if post_s[k] != 0:
+            position = cuda.atomic.add(ring_count, slot, 1)
+            ring_post[slot, position] = k
+
+
+def begin_step(timing: TimingState, pre_s: Any, post_s: Any, coef: tuple) -> int:
+    """Start a step of a spike-timing rule: advance the host clock, then on the device empty
+    the step's ring slot, advance both traces and record the post spikes; returns the step.
+    (coef starts with decay_pre, decay_post, as in every spike-timing rule.)"""
+    t = timing
+    step_no = int(t.clock[0]) + 1
+    t.clock[0] = step_no
+    slot = step_no % t.ring_count.shape[0]
+    clear_slot[1, 1](t.ring_count, slot)
+    advance_and_record[grid_for(max(t.x_pre.shape[0], t.x_post.shape[0])), BLOCK](
+        pre_s, post_s, t.x_pre, t.x_post, t.ring_post, t.ring_count, slot, coef[0], coef[1]
+    )
+    return step_no
 
 
 def sync_device() -> None:

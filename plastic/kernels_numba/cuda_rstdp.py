@@ -15,15 +15,13 @@ from numba import cuda, float32, float64
 
 from plastic.kernels_numba.cuda_common import (
     BLOCK,
+    begin_step,
     block_sum,
-    clear_slot,
     device_spikes,
     device_weights,
-    grid_for,
     sync_device,
     to_device,
 )
-from plastic.kernels_numba.cuda_stdp import advance_and_record
 from plastic.kernels_numba.state_layout import EligibilityState, is_synced
 from plastic.kernels_numba.synapse_math import (
     eligibility_row_from_ring,
@@ -220,21 +218,7 @@ def step(pre: Any, post: Any, weights: Any, state: EligibilityState, coef: tuple
     post_d = device_spikes(post, n_post, "post", pre_d.shape[0])
     ring = t.ring_count.shape[0]
     for k in range(pre_d.shape[0]):
-        step_no = int(t.clock[0]) + 1
-        t.clock[0] = step_no
-        slot = step_no % ring
-        clear_slot[1, 1](t.ring_count, slot)
-        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](
-            pre_d[k],
-            post_d[k],
-            t.x_pre,
-            t.x_post,
-            t.ring_post,
-            t.ring_count,
-            slot,
-            coef[0],
-            coef[1],
-        )
+        step_no = begin_step(t, pre_d[k], post_d[k], coef)
         spiking_rows[n_pre, BLOCK](
             state.eligibility,
             w,

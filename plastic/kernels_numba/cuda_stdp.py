@@ -2,9 +2,10 @@
 
 One block per weight row, its threads splitting the row (`synapse_math` row functions with
 start = threadIdx.x, stride = blockDim.x). Per step: one kernel advances the traces and
-appends post spikes to the ring slot; one kernel lets the rows of spiking pre neurons
-replay their deferred LTP (a barrier between replayed steps, since two steps can touch the
-same synapse) and apply the step's update; rows of silent pre neurons return at once.
+appends post spikes to the ring slot (`cuda_common.begin_step`, shared with `cuda_rstdp`);
+one kernel lets the rows of spiking pre neurons replay their deferred LTP (a barrier
+between replayed steps, since two steps can touch the same synapse) and apply the step's
+update; rows of silent pre neurons return at once.
 """
 
 from __future__ import annotations
@@ -16,37 +17,20 @@ from numba import cuda
 
 from plastic.kernels_numba.cuda_common import (
     BLOCK,
-    clear_slot,
+    begin_step,
     device_rows,
     device_spikes,
     device_weights,
-    grid_for,
     to_device,
 )
 from plastic.kernels_numba.state_layout import TimingState, is_synced
 from plastic.kernels_numba.synapse_math import (
-    decayed_trace,
     mask_row,
     stdp_row_from_ring,
     stdp_row_on_pre_spike,
 )
 
 __all__ = ["flush", "step", "to_device"]
-
-
-@cuda.jit
-def advance_and_record(
-    pre_s, post_s, x_pre, x_post, ring_post, ring_count, slot, decay_pre, decay_post
-):
-    """Traces of both layers; this step's post spike indices appended to ring slot `slot`."""
-    k = cuda.grid(1)
-    if k < x_pre.shape[0]:
-        x_pre[k] = decayed_trace(x_pre[k], decay_pre, pre_s[k])
-    if k < x_post.shape[0]:
-        x_post[k] = decayed_trace(x_post[k], decay_post, post_s[k])
-        if post_s[k] != 0:
-            position = cuda.atomic.add(ring_count, slot, 1)
-            ring_post[slot, position] = k
 
 
 @cuda.jit(device=True)
@@ -188,21 +172,7 @@ def step(pre: Any, post: Any, weights: Any, state: TimingState, coef: tuple) -> 
     post_d = device_spikes(post, n_post, "post", pre_d.shape[0])
     ring = s.ring_count.shape[0]
     for t in range(pre_d.shape[0]):
-        step_no = int(s.clock[0]) + 1
-        s.clock[0] = step_no
-        slot = step_no % ring
-        clear_slot[1, 1](s.ring_count, slot)
-        advance_and_record[grid_for(max(n_pre, n_post)), BLOCK](
-            pre_d[t],
-            post_d[t],
-            s.x_pre,
-            s.x_post,
-            s.ring_post,
-            s.ring_count,
-            slot,
-            coef[0],
-            coef[1],
-        )
+        step_no = begin_step(s, pre_d[t], post_d[t], coef)
         spiking_rows[n_pre, BLOCK](
             w,
             pre_d[t],

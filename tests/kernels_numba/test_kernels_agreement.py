@@ -41,6 +41,8 @@ def scenario(kind: str, rng: np.random.Generator) -> dict:
         probability = 1.0
     elif kind == "masked":
         mask = rng.random((n_pre, n_post)) < 0.6
+    elif kind == "threaded":  # above PARALLEL_MIN_WORK: spiking rows, syncs, rewards in threads
+        n_pre, n_post, probability = 160, 512, 0.9
     return {
         "pre": spike_trains(rng, STEPS, n_pre, probability),
         "post": spike_trains(rng, STEPS, n_post, probability),
@@ -49,7 +51,15 @@ def scenario(kind: str, rng: np.random.Generator) -> dict:
     }
 
 
-KINDS = ["random", "silent", "all-spiking", "one-pre-neuron", "one-post-neuron", "masked"]
+KINDS = [
+    "random",
+    "silent",
+    "all-spiking",
+    "one-pre-neuron",
+    "one-post-neuron",
+    "masked",
+    "threaded",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
