@@ -34,8 +34,8 @@ KINDS = ("readout", "residual")
 # a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
 # tau_eligibility 1 step (was 10, then 2): a token's surprise credits its own pairing, not
 # those of the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain
-# (14) and the gated cache mix (0.07, no fading) by `plastic bench adapt` on held-out text,
-# see docs/results.md.
+# (14) and the gated cache mix (lambda 0.25, confidence^2.5, no fading) by `plastic bench
+# adapt` on held-out text (100,000 bytes per stream), see docs/results.md.
 _READOUT_RULES: dict[str, dict[str, Any]] = {
     "rstdp": {
         "tau_pre": 2.0,
@@ -108,9 +108,9 @@ class AdapterConfig:
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
     memory_tau: float = 0.0  # readout: W fades to 0 over this many learnt tokens (0: never)
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
-    cache_mix: float = 0.07  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
-    cache_mix_gated: bool = True  # readout: lambda x max softmax(delta) (memory's confidence)
-    confidence_power: float = 1.0  # readout, gated mix: lambda x (max softmax(delta))^this
+    cache_mix: float = 0.25  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
+    cache_mix_gated: bool = True  # readout: lambda x max softmax(delta)^q (memory's confidence)
+    confidence_power: float = 2.5  # readout, gated mix: q (1: plain confidence)
     sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold

@@ -26,10 +26,13 @@ With `cache_mix` l > 0 the delta is not added: it is the memory's score, and the
 distribution becomes the neural cache's interpolation (Grave et al. 2017)
 
     p = (1 - l') softmax(logits) + l' softmax(delta_logits),   l' = l (or, `cache_mix_gated`,
-                                                                  l * max softmax(delta_logits))
+                                                       l * (max softmax(delta_logits))^q)
 
-so no byte loses more than -log2(1 - l') bits to the memory, whatever it holds: the damage on
-unrelated text ("forgetting") is bounded, and gated by the memory's confidence it is small.
+with q = `confidence_power`, so no byte loses more than -log2(1 - l') bits to the memory,
+whatever it holds: the damage on unrelated text ("forgetting") is bounded, and gated by the
+memory's confidence c it is small. A power q > 1 lets a larger l speak where the memory is
+sure (c near 1) while it stays quieter where it is unsure: at l = 0.2, q = 2 a recall of
+confidence 0.5 gets 0.05, as at l = 0.1, q = 1 (docs/results.md, third tuning round).
 
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
