@@ -31,8 +31,8 @@ distribution becomes the neural cache's interpolation (Grave et al. 2017)
 with q = `confidence_power`, so no byte loses more than -log2(1 - l') bits to the memory,
 whatever it holds: the damage on unrelated text ("forgetting") is bounded, and gated by the
 memory's confidence c it is small. A power q > 1 lets a larger l speak where the memory is
-sure (c near 1) while it stays quieter where it is unsure: at l = 0.2, q = 2 a recall of
-confidence 0.5 gets 0.05, as at l = 0.1, q = 1 (docs/results.md, third tuning round).
+sure (c near 1) while it stays quiet where it is unsure: with the defaults l = 0.25, q = 2.5
+a recall of confidence 0.5 gets 0.044 (0.035 at l = 0.07, q = 1; docs/results.md, third round).
 
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
