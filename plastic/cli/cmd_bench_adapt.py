@@ -1,5 +1,6 @@
 """`plastic bench adapt`: the prequential adaptation benchmark (frozen, rstdp, stdp, sham,
-dyneval_adapter): cumulative bits/byte, forgetting and cost per stream."""
+dyneval_adapter, and on request dyneval_full): cumulative bits/byte, forgetting and cost
+per stream."""
 
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ def bench_adapt_cmd(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds of seeded systems.")] = 3,
     systems: Annotated[
         str,
-        typer.Option("--systems", help="Comma-separated: frozen,rstdp,stdp,sham,dyneval_adapter."),
+        typer.Option(
+            "--systems",
+            help="Comma-separated: frozen,rstdp,stdp,sham,dyneval_adapter,dyneval_full.",
+        ),
     ] = "frozen,rstdp,stdp,sham,dyneval_adapter",
     adapter_config: Annotated[
         Path | None,
@@ -55,7 +59,15 @@ def bench_adapt_cmd(
     forget_bytes: Annotated[
         int, typer.Option("--forget-bytes", min=1, help="Bytes of it scored.")
     ] = 50_000,
-    dyneval_lr: Annotated[float, typer.Option("--dyneval-lr", help="Adam learning rate.")] = 0.03,
+    dyneval_lr: Annotated[
+        float, typer.Option("--dyneval-lr", help="dyneval_adapter's Adam learning rate.")
+    ] = 0.03,
+    dyneval_full_lr: Annotated[
+        float | None,
+        typer.Option(
+            "--dyneval-full-lr", help="dyneval_full's Adam learning rate [default: 3e-4]."
+        ),
+    ] = None,
     cache: Annotated[
         Path, typer.Option("--cache", help="Where backbone passes are stored (reused).")
     ] = Path("runs/adapt-cache"),
@@ -68,7 +80,13 @@ def bench_adapt_cmd(
 ) -> None:
     """Prequential bits/byte of frozen vs plastic adapters vs dynamic evaluation, per stream."""
     import torch
-    from plastic_benchmarks.adapt import SYSTEMS, AdaptBenchConfig, DynevalConfig, run_adapt_bench
+    from plastic_benchmarks.adapt import (
+        SYSTEMS,
+        AdaptBenchConfig,
+        DynevalConfig,
+        DynevalFullConfig,
+        run_adapt_bench,
+    )
     from rich.console import Console
 
     from plastic.models.checkpoint import resolve_model
@@ -99,6 +117,9 @@ def bench_adapt_cmd(
         systems=chosen,
         adapter=adapter,
         dyneval=DynevalConfig(lr=dyneval_lr),
+        dyneval_full=DynevalFullConfig(
+            **({} if dyneval_full_lr is None else {"lr": dyneval_full_lr})
+        ),
         forget_bytes=forget_bytes,
     )
     result = run_adapt_bench(

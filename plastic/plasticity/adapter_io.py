@@ -201,8 +201,15 @@ def check_backbone(model: PlasticModel, directory: Path, doc: dict[str, Any]) ->
 
 # Config keys added after format version 1, with the value meaning "as before the key":
 # an adapter saved before the cache mix was trained to be added to the logits (cache_mix 0);
-# one saved before confidence_power mixed in proportion to its plain confidence (power 1).
-BEHAVIOUR_BEFORE_KEY: dict[str, Any] = {"cache_mix": 0.0, "confidence_power": 1.0}
+# one saved before confidence_power mixed in proportion to its plain confidence (power 1);
+# one saved before mix_doubt_power / mix_purity_power mixed whatever the backbone's doubt /
+# the recall's purity (power 0).
+BEHAVIOUR_BEFORE_KEY: dict[str, Any] = {
+    "cache_mix": 0.0,
+    "confidence_power": 1.0,
+    "mix_doubt_power": 0.0,
+    "mix_purity_power": 0.0,
+}
 
 
 def load_adapter(

@@ -108,9 +108,11 @@ class AdapterConfig:
     recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
     memory_tau: float = 0.0  # readout: W fades to 0 over this many learnt tokens (0: never)
     gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
-    cache_mix: float = 0.25  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
+    cache_mix: float = 0.4  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
     cache_mix_gated: bool = True  # readout: lambda x max softmax(delta)^q (memory's confidence)
     confidence_power: float = 2.5  # readout, gated mix: q (1: plain confidence)
+    mix_doubt_power: float = 0.5  # readout, mix: lambda x (1 - max p_backbone)^r (0: off)
+    mix_purity_power: float = 0.0  # readout, mix: lambda x purity(m)^s (0: off)
     sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
@@ -163,6 +165,18 @@ class AdapterConfig:
             and 0 < self.confidence_power <= 8
         ):
             raise ConfigError(f"confidence_power must lie in (0, 8], got {self.confidence_power!r}")
+        if not (
+            isinstance(self.mix_doubt_power, (int, float))
+            and math.isfinite(self.mix_doubt_power)
+            and 0 <= self.mix_doubt_power <= 8
+        ):
+            raise ConfigError(f"mix_doubt_power must lie in [0, 8], got {self.mix_doubt_power!r}")
+        if not (
+            isinstance(self.mix_purity_power, (int, float))
+            and math.isfinite(self.mix_purity_power)
+            and 0 <= self.mix_purity_power <= 8
+        ):
+            raise ConfigError(f"mix_purity_power must lie in [0, 8], got {self.mix_purity_power!r}")
         if not isinstance(self.cache_mix_gated, bool):
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"

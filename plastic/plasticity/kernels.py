@@ -116,6 +116,21 @@ def sum_rows(weights, active, n_active, counts, gain, out):
 
 
 @njit(cache=True)
+def purity(values):
+    """max(v) / sum of the positive v (0 when none is positive): 1 when the mean row m
+    backs one token alone, small when many tokens have followed the context."""
+    best = 0.0
+    total = 0.0
+    for j in range(values.shape[0]):
+        v = values[j]
+        if v > 0.0:
+            total += v
+            if v > best:
+                best = v
+    return best / total if total > 0.0 else 0.0
+
+
+@njit(cache=True)
 def sharpen(values, power, gain):
     """values <- gain * sign(v) |v|^power in place (power 1: a plain scale)."""
     if power == 1.0:
@@ -237,18 +252,23 @@ def sample_tokens(logits, uniforms, out):
 
 
 @njit(cache=True)
-def mix_cache(logits, scores, lam, confidence_power):
+def mix_cache(logits, scores, lam, confidence_power, doubt_power=0.0):
     """logits <- log((1 - l) softmax(logits) + l softmax(scores)) in place (float64 inside).
 
-    The neural cache's interpolation (Grave et al. 2017): l = lam, or with
-    `confidence_power` q > 0, lam * (max softmax(scores))^q (the memory's confidence: ~0
-    when it recalls nothing). A byte keeps at least (1 - lam) of the backbone's
-    probability, so the mix costs at most -log2(1 - lam) bits on text the memory knows
-    nothing about. Returns l.
+    The neural cache's interpolation (Grave et al. 2017): l = lam, times
+    (max softmax(scores))^q with `confidence_power` q > 0 (the memory's confidence: ~0 when
+    it recalls nothing), times (1 - max softmax(logits))^r with `doubt_power` r > 0 (the
+    backbone's doubt: ~0 where it is sure). A byte keeps at least (1 - lam) of the
+    backbone's probability, so the mix costs at most -log2(1 - lam) bits on text the
+    memory knows nothing about. Returns l.
     """
     m1, z1 = softmax_normaliser(logits)
     m2, z2 = softmax_normaliser(scores)
-    mix = lam * (1.0 / z2) ** confidence_power if confidence_power > 0 else lam
+    mix = lam
+    if confidence_power > 0:
+        mix *= (1.0 / z2) ** confidence_power
+    if doubt_power > 0:
+        mix *= (1.0 - 1.0 / z1) ** doubt_power
     for j in range(logits.shape[0]):
         p = (1.0 - mix) * math.exp(float(logits[j]) - m1) / z1
         p += mix * math.exp(float(scores[j]) - m2) / z2
@@ -287,7 +307,8 @@ def warm_up() -> None:
     )
     token_bits(np.zeros(4, np.float32), 1)
     doubt(np.zeros(4, np.float32))
-    mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, 1.0)
+    mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, 1.0, 0.5)
     sample_tokens(np.zeros(4, np.float32), np.zeros(1), np.zeros(1, np.int64))
     sharpen(out, 2.0, 1.0)
+    purity(out)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))

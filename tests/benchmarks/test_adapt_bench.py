@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from plastic_benchmarks.adapt import (
     AdaptBenchConfig,
     DynevalConfig,
+    DynevalFullConfig,
     ShuffledRewards,
+    dyneval_full,
     run_stream,
     to_markdown,
 )
@@ -59,6 +62,44 @@ def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
         "forgetting",
         "cost",
     }
+
+
+def test_dyneval_full_scores_before_it_learns_and_learns(small_model: SpikingLM) -> None:
+    """lr 0: exactly the frozen backbone read in segments; lr > 0: a repeated line is learnt,
+    the shipped model is untouched, and the adapted weights cost bits on other text."""
+    before = [p.detach().clone() for p in small_model.parameters()]
+    still = dyneval_full(small_model, STREAM, DynevalFullConfig(lr=0.0, segment=32), FORGET)
+    frozen = run_stream(
+        small_model,
+        STREAM,
+        AdaptBenchConfig(systems=("frozen",), cost_bytes=4),
+        forget_data=FORGET,
+        cache_dir=None,
+    )
+    assert still["bits"].mean() == pytest.approx(frozen["frozen_bits_per_byte"], abs=1e-4)
+    assert still["forget_bits"].mean() == pytest.approx(
+        frozen["frozen_forget_bits_per_byte"], abs=1e-4
+    )
+    learnt = dyneval_full(small_model, STREAM, DynevalFullConfig(lr=3e-3, segment=32), FORGET)
+    assert learnt["bits"][:32].tolist() == still["bits"][:32].tolist()  # scored before a step
+    half = len(STREAM) // 2
+    assert learnt["bits"][half:].mean() < still["bits"][half:].mean() - 0.5
+    assert all(torch.equal(a, b) for a, b in zip(before, small_model.parameters(), strict=True))
+
+
+def test_dyneval_full_is_opt_in_and_reported(small_model: SpikingLM) -> None:
+    cfg = AdaptBenchConfig(
+        systems=("frozen", "dyneval_full"),
+        cost_bytes=4,
+        dyneval_full=DynevalFullConfig(lr=3e-3),
+    )
+    assert "dyneval_full" not in AdaptBenchConfig().systems
+    res = run_stream(small_model, STREAM, cfg, forget_data=FORGET, cache_dir=None)
+    entry = res["systems"]["dyneval_full"]
+    assert entry["deterministic"] and entry["runs"] == 1
+    assert entry["bits_per_byte"]["mean"] < res["frozen_bits_per_byte"]
+    assert entry["forgetting"]["mean"] != 0.0
+    assert entry["cost_vs_parallel"] > 0  # its own backbone: not 1 + something
 
 
 def test_shuffled_rewards_ignore_the_tokens() -> None:

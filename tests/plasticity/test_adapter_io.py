@@ -152,16 +152,22 @@ def test_rng_state_round_trips() -> None:
     assert np.array_equal(rng.random(4), again.random(4))
 
 
-def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_path: Path) -> None:
-    model = make_plastic()
+def _saved_without(model: PlasticModel, key: str, tmp_path: Path) -> PlasticModel:
+    """Save `model` after a chat turn, drop `key` from its config (as written before the
+    option existed) and load it back."""
     chat_turn(model, Conversation(model, seed=0), FACT)
     out = tmp_path / "old"
     model.save(out)
     doc = json.loads((out / CONFIG_FILE).read_text())
-    assert doc["config"]["cache_mix"] == AdapterConfig().cache_mix > 0
-    del doc["config"]["cache_mix"]  # as written before the option existed
+    del doc["config"][key]
     (out / CONFIG_FILE).write_text(json.dumps(doc))
-    loaded = PlasticModel.from_pretrained(make_backbone(), out)
+    return PlasticModel.from_pretrained(make_backbone(), out)
+
+
+def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_path: Path) -> None:
+    model = make_plastic()
+    assert model.adapters["default"].config.cache_mix == AdapterConfig().cache_mix > 0
+    loaded = _saved_without(model, "cache_mix", tmp_path)
     assert loaded.adapters["default"].config.cache_mix == 0.0
     # additive, not mixed: the same weights score the fact differently
     assert loaded.engine.score(FACT) != model.engine.score(FACT)
@@ -169,13 +175,21 @@ def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_pa
 
 def test_an_adapter_saved_before_confidence_power_keeps_its_plain_gate(tmp_path: Path) -> None:
     model = make_plastic(AdapterConfig(confidence_power=2.0))
-    chat_turn(model, Conversation(model, seed=0), FACT)
-    out = tmp_path / "old"
-    model.save(out)
-    doc = json.loads((out / CONFIG_FILE).read_text())
-    del doc["config"]["confidence_power"]  # as written before the option existed
-    (out / CONFIG_FILE).write_text(json.dumps(doc))
-    loaded = PlasticModel.from_pretrained(make_backbone(), out)
+    loaded = _saved_without(model, "confidence_power", tmp_path)
     assert loaded.adapters["default"].config.confidence_power == 1.0
     # the same weights gated by confidence^1 instead of ^2 score the fact differently
     assert loaded.engine.score(FACT) != model.engine.score(FACT)
+
+
+@pytest.mark.parametrize("key", ["mix_doubt_power", "mix_purity_power"])
+def test_an_adapter_saved_before_a_mix_exponent_mixes_without_it(key: str, tmp_path: Path) -> None:
+    model = make_plastic(AdapterConfig(**{key: 0.5}))
+    loaded = _saved_without(model, key, tmp_path)
+    assert getattr(loaded.adapters["default"].config, key) == 0.0
+    # the layer that mixes ignores the term (on the near-uniform test backbone the doubt is ~1,
+    # so the scores cannot tell: test_cache_mix shows what the exponents do)
+    assert getattr(loaded.adapters["default"].layers["readout"], key) == 0.0
+    assert np.array_equal(
+        loaded.adapters["default"].layers["readout"].weights,
+        model.adapters["default"].layers["readout"].weights,
+    )

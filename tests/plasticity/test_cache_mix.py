@@ -10,7 +10,7 @@ import pytest
 from plastic.errors import ConfigError
 from plastic.models.generate import Conversation
 from plastic.plasticity import AdapterConfig
-from plastic.plasticity.kernels import mix_cache
+from plastic.plasticity.kernels import mix_cache, purity
 from tests.plasticity.conftest import CONTROL, FACT, chat_turn, make_plastic
 
 
@@ -19,15 +19,16 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-@pytest.mark.parametrize("power", [0.0, 1.0, 2.5])
-def test_the_mix_is_the_interpolated_distribution(power: float) -> None:
+@pytest.mark.parametrize(("power", "doubt_power"), [(0.0, 0.0), (1.0, 0.0), (2.5, 0.0), (2.5, 1.0)])
+def test_the_mix_is_the_interpolated_distribution(power: float, doubt_power: float) -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(size=20).astype(np.float32)
     scores = (3 * rng.normal(size=20)).astype(np.float32)
     lam = 0.2 * (_softmax(scores).max() ** power if power > 0 else 1.0)
+    lam *= (1 - _softmax(logits).max()) ** doubt_power
     expected = (1 - lam) * _softmax(logits) + lam * _softmax(scores)
     out = logits.copy()
-    assert mix_cache(out, scores, 0.2, power) == pytest.approx(lam)
+    assert mix_cache(out, scores, 0.2, power, doubt_power) == pytest.approx(lam)
     np.testing.assert_allclose(_softmax(out), expected, rtol=1e-5)
     # every token keeps (1 - lam) of its probability: at most -log2(1 - lam) bits lost
     assert np.all(-np.log2(_softmax(out) / _softmax(logits)) <= -math.log2(1 - lam) + 1e-5)
@@ -43,6 +44,54 @@ def test_bad_cache_mix_is_a_config_error(bad: float) -> None:
 def test_bad_confidence_power_is_a_config_error(bad: float) -> None:
     with pytest.raises(ConfigError, match="confidence_power"):
         AdapterConfig(confidence_power=bad)
+
+
+def test_the_mix_keeps_out_where_the_backbone_is_sure() -> None:
+    """doubt_power r: l x (1 - max p)^r, so a sure backbone (max p -> 1) is left alone."""
+    scores = np.zeros(8, np.float32)
+    scores[3] = 20.0  # a confident memory
+    sure = np.full(8, -30.0, np.float32)
+    sure[0] = 0.0
+    unsure = np.zeros(8, np.float32)
+    assert mix_cache(sure.copy(), scores, 0.25, 2.5, 1.0) < 1e-9
+    assert mix_cache(unsure.copy(), scores, 0.25, 2.5, 1.0) == pytest.approx(0.25 * 7 / 8)
+    assert mix_cache(sure.copy(), scores, 0.25, 2.5, 0.0) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("bad", [-0.5, 9.0, math.nan])
+@pytest.mark.parametrize("name", ["mix_doubt_power", "mix_purity_power"])
+def test_bad_mix_exponents_are_config_errors(name: str, bad: float) -> None:
+    with pytest.raises(ConfigError, match=name):
+        AdapterConfig(**{name: bad})
+
+
+def test_purity_is_the_top_tokens_share_of_the_positive_mean_row() -> None:
+    assert purity(np.array([0.0, 0.9, 0.0, -0.3], np.float32)) == pytest.approx(1.0)
+    assert purity(np.array([0.9, 0.5, 0.4, 0.2, -0.1], np.float32)) == pytest.approx(0.9 / 2.0)
+    assert purity(np.array([-0.2, 0.0], np.float32)) == 0.0  # nothing recalled
+
+
+def test_a_context_many_tokens_followed_mixes_less() -> None:
+    """mix_purity_power s: the mix weight is multiplied by purity(m)^s, so a memory that has
+    seen many continuations of a context ("the ") speaks less than one that has seen one."""
+
+    def recall_probability(power: float, row: dict[int, float]) -> float:
+        model = make_plastic(AdapterConfig(mix_purity_power=power))
+        layer = model.adapters["default"].layers["readout"]
+        spikes = np.zeros((layer.timesteps, 1, 1, layer.n_pre), np.float32)
+        spikes[:, 0, 0, :4] = 1.0
+        for token, value in row.items():
+            layer.weights[:4, token] = value
+        layer.record(spikes)
+        mixed = np.zeros(layer.n_post, np.float32)
+        layer.contribute(0, 0, mixed, live=False)
+        layer.release()
+        return float(_softmax(mixed)[7])
+
+    one = {7: 1.0}
+    many = {7: 1.0, 8: 0.9, 9: 0.9, 10: 0.9}
+    assert recall_probability(1.0, one) == pytest.approx(recall_probability(0.0, one))
+    assert recall_probability(1.0, many) < 0.5 * recall_probability(0.0, many)
 
 
 def test_a_mixing_adapter_learns_and_bounds_its_damage() -> None:
