@@ -50,6 +50,7 @@ from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.model import PlasticModel
 from plastic.plasticity.prequential import (
     BackbonePass,
+    backbone_pass,
     cached_pass,
     logits_bits,
     replay_bits,
@@ -239,21 +240,9 @@ def dyneval_full(
         opt.step()
         state = type(out.state)(tuple(s.detach() for s in out.state.mix))
     result: dict[str, Any] = {"bits": bits, "seconds": time.perf_counter() - t0}
-    if forget_data is not None:
+    if forget_data is not None:  # the adapted copy reads it as the frozen backbone would
         net.eval()
-        ft = torch.tensor([BOS, *forget_data[:-1]], dtype=torch.long)
-        fb = np.empty(len(forget_data), np.float64)
-        state = None
-        with torch.no_grad():
-            for start in range(0, len(forget_data), chunk):
-                stop = min(start + chunk, len(forget_data))
-                out = net(ft[start:stop].unsqueeze(0), state)
-                state = out.state
-                fb[start:stop] = logits_bits(
-                    out.logits[0].float().numpy(),
-                    np.frombuffer(forget_data[start:stop], np.uint8),
-                )
-        result["forget_bits"] = fb
+        result["forget_bits"] = backbone_pass(net, forget_data, (), chunk=chunk).frozen_bits()
     return result
 
 
@@ -302,7 +291,6 @@ def run_stream(
     forget = None
     if forget_data is not None:
         forget, _ = cached_pass(model, forget_data, cache_dir, chunk=cfg.chunk)
-        forget_data = forget.data
     timing = time_backbone(
         model, data[: min(len(data), 20_000)], chunk=cfg.chunk, sequential_bytes=cfg.cost_bytes
     )

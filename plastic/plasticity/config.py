@@ -155,28 +155,12 @@ class AdapterConfig:
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
-        if not (math.isfinite(self.gate_power) and 0 <= self.gate_power <= 8):
-            raise ConfigError(f"gate_power must lie in [0, 8], got {self.gate_power!r}")
         if not (isinstance(self.cache_mix, (int, float)) and 0.0 <= self.cache_mix < 1.0):
             raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
-        if not (
-            isinstance(self.confidence_power, (int, float))
-            and math.isfinite(self.confidence_power)
-            and 0 < self.confidence_power <= 8
-        ):
-            raise ConfigError(f"confidence_power must lie in (0, 8], got {self.confidence_power!r}")
-        if not (
-            isinstance(self.mix_doubt_power, (int, float))
-            and math.isfinite(self.mix_doubt_power)
-            and 0 <= self.mix_doubt_power <= 8
-        ):
-            raise ConfigError(f"mix_doubt_power must lie in [0, 8], got {self.mix_doubt_power!r}")
-        if not (
-            isinstance(self.mix_purity_power, (int, float))
-            and math.isfinite(self.mix_purity_power)
-            and 0 <= self.mix_purity_power <= 8
-        ):
-            raise ConfigError(f"mix_purity_power must lie in [0, 8], got {self.mix_purity_power!r}")
+        _check_exponent("gate_power", self.gate_power, zero_allowed=True)
+        _check_exponent("confidence_power", self.confidence_power, zero_allowed=False)
+        _check_exponent("mix_doubt_power", self.mix_doubt_power, zero_allowed=True)
+        _check_exponent("mix_purity_power", self.mix_purity_power, zero_allowed=True)
         if not isinstance(self.cache_mix_gated, bool):
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
@@ -309,6 +293,15 @@ class GuardConfig:
             return cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise ConfigError(f"bad guard config: {exc}") from None
+
+
+def _check_exponent(name: str, value: Any, *, zero_allowed: bool) -> None:
+    """Raise ConfigError unless `value` is a finite number in [0, 8] ((0, 8] without zero):
+    the range of the readout's gate and mix exponents."""
+    number = isinstance(value, (int, float)) and math.isfinite(value)
+    if not (number and (value >= 0 if zero_allowed else value > 0) and value <= 8):
+        interval = "[0, 8]" if zero_allowed else "(0, 8]"
+        raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
 
 
 def as_name_list(value: Sequence[str] | str) -> list[str]:
