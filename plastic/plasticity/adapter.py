@@ -53,6 +53,7 @@ class AdapterSnapshot(NamedTuple):
     rewards: Any
     counters: dict[str, Any]
     rng: dict[str, Any] | None = None  # the RNG's bit-generator state (sampled output spikes)
+    contexts: dict[str, dict[str, np.ndarray]] | None = None  # readout sites' signatures
 
 
 @dataclass
@@ -89,6 +90,9 @@ class Adapter:
     def readout_layers(self) -> list[ReadoutLayer]:
         return [layer for layer in self.layers.values() if isinstance(layer, ReadoutLayer)]
 
+    def _readouts(self) -> list[tuple[str, ReadoutLayer]]:
+        return [(site, lay) for site, lay in self.layers.items() if isinstance(lay, ReadoutLayer)]
+
     @property
     def uses_reward(self) -> bool:
         """Whether the rule is three-factor (rewards change the weights)."""
@@ -100,6 +104,7 @@ class Adapter:
             self.rewards.snapshot(),
             self.counters.to_dict(),
             copy.deepcopy(self.rng.bit_generator.state),
+            {site: layer.context.state_arrays() for site, layer in self._readouts()},
         )
 
     def restore(self, snap: AdapterSnapshot, *, counters: bool = True) -> None:
@@ -108,6 +113,9 @@ class Adapter:
         self.rewards.restore(snap.rewards)
         if snap.rng is not None:
             self.rng.bit_generator.state = copy.deepcopy(snap.rng)
+        if snap.contexts is not None:
+            for site, layer in self._readouts():
+                layer.context.load_state_arrays(snap.contexts[site])
         if counters:
             self.counters = AdapterCounters.from_dict(snap.counters)
 
@@ -115,6 +123,8 @@ class Adapter:
         """Initial weights, fresh rule and reward states, counters kept."""
         for layer in self.layers.values():
             layer.synapses.reset()
+            if isinstance(layer, ReadoutLayer):
+                layer.context.reset()
             layer.forget_context()
             layer.reset_counters()
         self.rewards.reset()

@@ -98,6 +98,9 @@ def write_adapter(model: PlasticModel, adapter: Adapter, out: Path) -> None:
             tensors[f"sites.{site}.rule.{key}"] = np.ascontiguousarray(value)
         if isinstance(layer, ResidualLayer):
             tensors[f"sites.{site}.projection"] = layer.projection
+        elif layer.context.enabled:
+            for key, value in layer.context.state_arrays().items():
+                tensors[f"sites.{site}.context.{key}"] = value
         rule_params = syn.params.to_dict()
     for key, value in adapter.rewards.state_arrays().items():
         tensors[f"rewards.{key}"] = np.ascontiguousarray(value)
@@ -203,12 +206,13 @@ def check_backbone(model: PlasticModel, directory: Path, doc: dict[str, Any]) ->
 # an adapter saved before the cache mix was trained to be added to the logits (cache_mix 0);
 # one saved before confidence_power mixed in proportion to its plain confidence (power 1);
 # one saved before mix_doubt_power / mix_purity_power mixed whatever the backbone's doubt /
-# the recall's purity (power 0).
+# the recall's purity (power 0); one saved before context_tau recalled in any context (0).
 BEHAVIOUR_BEFORE_KEY: dict[str, Any] = {
     "cache_mix": 0.0,
     "confidence_power": 1.0,
     "mix_doubt_power": 0.0,
     "mix_purity_power": 0.0,
+    "context_tau": 0.0,
 }
 
 
@@ -274,6 +278,15 @@ def _fill_adapter(
             layer.projection[...] = _array(
                 arrays, prefix + "projection", layer.projection.shape, np.float32, path
             )
+        elif layer.context.enabled:
+            context = {
+                key: _array(arrays, prefix + "context." + key, value.shape, np.float64, path)
+                for key, value in layer.context.state_arrays().items()
+            }
+            try:
+                layer.context.load_state_arrays(context)
+            except ValueError as exc:
+                raise CheckpointError(f"{path}: site {site!r}: {exc}") from None
     rewards = {k[len("rewards.") :]: v for k, v in arrays.items() if k.startswith("rewards.")}
     adapter.rewards.load_state_arrays(rewards)
     if "rng.pcg64" in arrays:

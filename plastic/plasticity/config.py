@@ -34,8 +34,10 @@ KINDS = ("readout", "residual")
 # a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
 # tau_eligibility 1 step (was 10, then 2): a token's surprise credits its own pairing, not
 # those of the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain
-# (14) and the gated cache mix (lambda 0.25, confidence^2.5, no fading) by `plastic bench
-# adapt` on held-out text (100,000 bytes per stream), see docs/results.md.
+# (14) and the gated cache mix (lambda 0.4, confidence^2.5, doubt^0.5, no fading) by
+# `plastic bench adapt` on held-out text (100,000 bytes per stream), see docs/results.md.
+# The context gate (context_tau, context_signature_tau, context_tolerance) was chosen the same
+# way in the fifth round.
 _READOUT_RULES: dict[str, dict[str, Any]] = {
     "rstdp": {
         "tau_pre": 2.0,
@@ -113,6 +115,9 @@ class AdapterConfig:
     confidence_power: float = 2.5  # readout, gated mix: q (1: plain confidence)
     mix_doubt_power: float = 0.5  # readout, mix: lambda x (1 - max p_backbone)^r (0: off)
     mix_purity_power: float = 0.0  # readout, mix: lambda x purity(m)^s (0: off)
+    context_tau: float = 1000.0  # readout: tokens of the read text's context (0: no context gate)
+    context_signature_tau: float = 2000.0  # readout: learnt tokens the signature averages over
+    context_tolerance: float = 0.002  # readout: gate 1 up to this distance D, 0 from twice it
     sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
     beta: float = 0.9  # residual: LIF membrane decay per timestep
     threshold: float = 1.0  # residual: LIF threshold
@@ -165,6 +170,14 @@ class AdapterConfig:
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
             )
+        for name in ("context_tau", "context_signature_tau", "context_tolerance"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and math.isfinite(value)
+            if not (number and (value >= 0 if name == "context_tau" else value > 0)):
+                bound = ">= 0" if name == "context_tau" else "> 0"
+                raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+        if 0 < self.context_tau < 1 or self.context_signature_tau < 1:
+            raise ConfigError("context_tau (unless 0) and context_signature_tau must be >= 1 token")
         if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
             raise ConfigError(
                 f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"

@@ -283,6 +283,30 @@ def doubt(logits):
     return 1.0 - 1.0 / total
 
 
+@njit(cache=True)
+def running_mean(rates, weight, step, values, scale):
+    """rates <- a bias-corrected running mean of `values` * scale with step a; returns its
+    new weight w' = w + a (1 - w) (0: empty, so the first values are taken as they are)."""
+    w = weight + step * (1.0 - weight)
+    k = step / w
+    for i in range(rates.shape[0]):
+        rates[i] += k * (values[i] * scale - rates[i])
+    return w
+
+
+@njit(cache=True)
+def chi_distance(rates, reference, floor):
+    """mean_i (rates_i - ref_i)^2 / max(ref_i (1 - ref_i), floor): how far firing rates
+    lie from reference rates, each neuron measured against its own binomial spread."""
+    total = 0.0
+    for i in range(rates.shape[0]):
+        r = reference[i]
+        spread = max(r * (1.0 - r), floor)
+        d = rates[i] - r
+        total += d * d / spread
+    return total / rates.shape[0]
+
+
 def warm_up() -> None:
     """Compile (or load from cache) every kernel once, so the first token is not slow."""
     spikes = np.zeros((2, 3), np.float32)
@@ -312,3 +336,7 @@ def warm_up() -> None:
     sharpen(out, 2.0, 1.0)
     purity(out)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))
+    rates = np.zeros(3, np.float64)
+    running_mean(rates, 0.0, 0.5, counts, 0.5)  # a position's counts (float32)
+    running_mean(rates, 0.5, 0.5, rates.copy(), 0.5)  # a learnt token's rates (float64)
+    chi_distance(rates, rates.copy(), 1e-3)

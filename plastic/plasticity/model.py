@@ -289,7 +289,8 @@ class PlasticModel(nn.Module):
             if logits.requires_grad:
                 logits = logits.detach().clone()
             view = logits.numpy() if logits.device.type == "cpu" else logits.cpu().numpy()
-            self._readout_positions(readouts, ids, view, live)
+            rows = [ids] if live else tokens.tolist()
+            self._readout_positions(readouts, rows, view, live)
             if logits.device.type != "cpu":
                 logits = torch.from_numpy(view).to(logits.device)
             return LMOutput(logits, out.state, out.rates)
@@ -297,18 +298,19 @@ class PlasticModel(nn.Module):
             stream.live = stream.learn_now = False
 
     def _readout_positions(
-        self, readouts: list[ReadoutLayer], ids: list[int], view: np.ndarray, live: bool
+        self, readouts: list[ReadoutLayer], rows: list[list[int]], view: np.ndarray, live: bool
     ) -> None:
         """Steps 1-2 for positions 1.. of a forward pass and every readout's delta, in
-        order, position by position, on the backbone's logits `view` [B, S, V] (in place)."""
+        order, position by position, on the backbone's logits `view` [B, S, V] (in place);
+        `rows`: the token ids read, per batch row."""
         stream = self.stream
         batch, seq = view.shape[0], view.shape[1]
         for s in range(seq):
             if live and s > 0:
-                self._enter(ids[s], view[0, s - 1])
+                self._enter(rows[0][s], view[0, s - 1])
             for b in range(batch):
                 for layer in readouts:
-                    layer.contribute(b, s, view[b, s], live)
+                    layer.contribute(b, s, view[b, s], live, rows[b][s])
             if live:
                 stream.has_prev = True
         for layer in readouts:
@@ -341,7 +343,7 @@ class PlasticModel(nn.Module):
                     layer.record(spikes[layer.site.name])
                 if live:
                     self._enter(ids[0], stream.last_logits)
-                self._readout_positions(readouts, ids, logits, live)
+                self._readout_positions(readouts, [ids], logits, live)
         finally:
             stream.live = stream.learn_now = False
 

@@ -35,8 +35,15 @@ memory's confidence c it is small. A power q > 1 lets a larger l speak where the
 sure (c near 1) while it stays quiet where it is unsure. The backbone's doubt d keeps the
 memory out where the backbone is already sure, which is where a wrong recall costs the most
 and a right one adds the least. Defaults l = 0.4, q = 2.5, r = 0.5 (docs/results.md, fourth
-round): on held-out text the doubt term cut the worst stream's forgetting from 0.0092 to
-0.0066 b/B and gained slightly more.
+round).
+
+The context gate (`context_gate`; `context_tau` > 0, on by default) multiplies l' (or, when
+the delta is added, the gain) by g in [0, 1]: 1 while the firing rates of the text being
+read stay close to those of the text the memory learnt from, 0 once they are clearly not.
+A memory learnt from WikiText-2 ("word , word") then stays quiet on a novel, which is where
+the mix alone still cost ~0.012 b/B (docs/results.md, fifth round). It cannot tell apart
+texts that read alike (a taught fact and an unrelated sentence of the same chat), which is
+why the mix is not made louder behind it.
 
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
@@ -73,7 +80,9 @@ from __future__ import annotations
 import numpy as np
 
 from plastic.models.sites import SiteInfo
+from plastic.models.tokenizer import BOS
 from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.context_gate import ContextGate
 from plastic.plasticity.kernels import (
     doubt,
     mix_cache,
@@ -114,6 +123,13 @@ class ReadoutLayer:
             backend=config.backend,
         )
         self.recall_threshold = np.float32(config.recall_threshold)
+        # recall only in text like the learnt text (context_tau 0: everywhere)
+        self.context = ContextGate(
+            self.n_pre,
+            float(config.context_tau),
+            float(config.context_signature_tau),
+            float(config.context_tolerance),
+        )
         # fading: W <- W * exp(-FADE_EVERY / memory_tau) every FADE_EVERY learnt tokens
         tau = float(config.memory_tau)
         self.fade = np.float32(np.exp(-FADE_EVERY / tau)) if tau > 0 else None
@@ -145,16 +161,25 @@ class ReadoutLayer:
         """Keep the site's spikes [T, B, S, n_pre] of this forward pass (a view)."""
         self.spikes = spikes
 
-    def contribute(self, b: int, s: int, logits_row: np.ndarray, live: bool) -> None:
-        """Add this adapter's delta to `logits_row` [V] for position (b, s) of the forward.
+    def contribute(
+        self, b: int, s: int, logits_row: np.ndarray, live: bool, token: int = -1
+    ) -> None:
+        """Add this adapter's delta to `logits_row` [V] for position (b, s) of the forward,
+        which reads `token` (-1: unknown; <bos> restarts the text's context).
 
         `live` positions belong to the conversation: their spikes are kept (for learning
-        from the next token) and counted in the rates; others (scoring) leave no trace.
+        from the next token) and counted in the rates; others (scoring) leave no trace
+        but in the context of the scored text.
         """
         assert self.spikes is not None
         spikes = self.spikes[:, b, s, :]
         raster = self.pre[1 : self.timesteps + 1] if live else self._no_raster
         n_active, total = pack_spikes(spikes, raster, self.counts, self.active)
+        context = self.context.context(b, live) if self.context.enabled else None
+        if context is not None:
+            if token == BOS:
+                self.context.restart(context)
+            self.context.read(context, self.counts, self.timesteps)
         if live:
             self.ready = True
             self.tokens += 1
@@ -171,17 +196,20 @@ class ReadoutLayer:
         if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
             gain *= doubt(logits_row) ** self.gate_power
         sharpen(self.delta, self.sharpness, gain)
+        gate = self.context.gate(context) if context is not None else 1.0
         if self.cache_mix > 0:  # interpolate probabilities (neural cache), not logits
-            if np.any(self.delta):
+            if gate > 0 and np.any(self.delta):
                 mix_cache(
                     logits_row,
                     self.delta,
-                    lam,
+                    lam * gate,
                     self.confidence_power,
                     self.mix_doubt_power,
                 )
-        else:
+        elif gate == 1.0:
             logits_row += self.delta
+        elif gate > 0:
+            logits_row += np.float32(gate) * self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
 
@@ -216,6 +244,7 @@ class ReadoutLayer:
         self.post[last, token] = 1
         try:
             self.synapses.step(self.pre, self.post)
+            self.context.learn(self.pre[1 : self.timesteps + 1])
         finally:
             self.post[0, recalled] = 0
             self.post[0, sampled] = 0
@@ -236,8 +265,10 @@ class ReadoutLayer:
         self.synapses.reward(value)
 
     def forget_context(self) -> None:
-        """A stream boundary (reset, <bos>): the next token has no predecessor to pair with."""
+        """A stream boundary (reset, <bos>): the next token has no predecessor to pair with,
+        and the conversation's text context starts again."""
         self.ready = False
+        self.context.restart(self.context.live)
 
     # -- figures ----------------------------------------------------------------------
     def rates(self) -> dict[str, float]:

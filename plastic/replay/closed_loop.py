@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plastic.errors import TraceError
+from plastic.errors import CheckpointError, TraceError
 from plastic.replay import schema as S
 from plastic.replay.reader import TraceReader
 
@@ -79,6 +79,7 @@ def build_model(
     load_start: bool = True,
 ) -> PlasticModel:
     """A PlasticModel with the trace's adapters (rule/params overridden), at the start state."""
+    from plastic.plasticity.adapter_io import BEHAVIOUR_BEFORE_KEY
     from plastic.plasticity.config import AdapterConfig, GuardConfig
     from plastic.plasticity.model import PlasticModel
 
@@ -86,7 +87,8 @@ def build_model(
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
     model = PlasticModel(backbone, guards=guards)
     for name, config in session["adapters"].items():
-        data = dict(config)
+        # a key the recording did not know takes the value of the behaviour it recorded
+        data = {**BEHAVIOUR_BEFORE_KEY, **dict(config)}
         if rule is not None and rule != data["rule"]:
             data["rule"] = rule
             data["rule_params"] = {}
@@ -102,6 +104,16 @@ def build_model(
                 syn.load(weights, state)
             else:
                 syn.weights[...] = weights
+            adapter = model.adapters[spec.adapter]
+            context = reader.context_state(spec, int(session["state"]))
+            if context is not None and getattr(adapter.layers[spec.site], "context", None):
+                adapter.layers[spec.site].context.load_state_arrays(context)
+            rewards = reader.reward_state(spec, int(session["state"]))
+            if rewards is not None:
+                try:
+                    adapter.rewards.load_state_arrays(rewards)
+                except CheckpointError as exc:
+                    raise TraceError(f"{reader.path}: {exc}") from None
     return model
 
 

@@ -173,6 +173,26 @@ class TraceReader:
         state = {name: np.asarray(array[index]) for name, array in self.root[group].arrays()}
         return weights, state
 
+    def context_state(self, site: SiteSpec, index: int) -> dict[str, np.ndarray] | None:
+        """The readout's context signature saved with state `index`, or None if the trace
+        holds none for it (no context gate, or saved before traces kept it)."""
+        return self._state_group(site, "context", index)
+
+    def reward_state(self, site: SiteSpec, index: int) -> dict[str, np.ndarray] | None:
+        """The site's adapter's reward-source states saved with state `index` (as
+        `RewardSet.state_arrays`), or None if the trace holds none for it."""
+        return self._state_group(site, "reward_state", index)
+
+    def _state_group(self, site: SiteSpec, sub: str, index: int) -> dict[str, np.ndarray] | None:
+        group = f"{site.group}/{sub}"
+        if index >= int(self.committed["states"]) or group not in self.root:
+            return None
+        state = {name: np.asarray(array[index]) for name, array in self.root[group].arrays()}
+        floats = [v for v in state.values() if np.issubdtype(v.dtype, np.floating)]
+        if any(np.isnan(value).any() for value in floats):  # saved before the arrays existed
+            return None
+        return state
+
     def nbytes_stored(self, prefix: str = "") -> int:
         """Bytes on disk under `prefix` (a sub-path of the store)."""
         base = self.path / prefix if prefix else self.path

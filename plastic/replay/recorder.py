@@ -39,6 +39,7 @@ from plastic.replay.store import (
     StoreWriter,
     create_store,
     ensure_rule_state_arrays,
+    ensure_state_arrays,
     open_existing,
     truncate_to_commit,
 )
@@ -51,10 +52,19 @@ if TYPE_CHECKING:
 class SiteTap(SynapseObserver):
     """The recorder's observer on one site's synapses: buffers rasters, logs events."""
 
-    def __init__(self, recorder: TraceRecorder, spec: S.SiteSpec, synapses: PlasticSynapses):
+    def __init__(
+        self,
+        recorder: TraceRecorder,
+        spec: S.SiteSpec,
+        synapses: PlasticSynapses,
+        context: Any = None,
+        rewards: Any = None,
+    ):
         self.recorder = recorder
         self.spec = spec
         self.synapses = synapses
+        self.context = context  # a readout's ContextGate (its signature is saved with states)
+        self.rewards = rewards  # () -> the adapter's RewardSet (its state is saved with states)
         self.index = spec.index
         self.residual = spec.kind == "residual"
         self.steps = 0  # steps recorded (committed + pending)
@@ -224,8 +234,12 @@ class TraceRecorder(LearningObserver):
         self._reset_pending()
         self.taps: list[SiteTap] = []
         for spec in specs:
-            syn = model.adapters[spec.adapter].layers[spec.site].synapses
-            tap = SiteTap(self, spec, syn)
+            layer = model.adapters[spec.adapter].layers[spec.site]
+            context = getattr(layer, "context", None)
+            if context is not None and not context.enabled:
+                context = None
+            adapter = model.adapters[spec.adapter]
+            tap = SiteTap(self, spec, layer.synapses, context, lambda a=adapter: a.rewards)
             c = self.committed["sites"][f"site{spec.index}"]
             tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
             self.taps.append(tap)
@@ -320,6 +334,17 @@ class TraceRecorder(LearningObserver):
                 value = np.asarray(value)
                 row = np.zeros_like(value) if initial else value
                 self.writer.append(f"{group}/rule_state/{rule}/{key}", row[None].copy())
+            extra = {}  # what closed-loop replay needs to start where the session started
+            if tap.context is not None:
+                extra["context"] = tap.context.state_arrays()
+            if tap.rewards is not None:
+                extra["reward_state"] = tap.rewards().state_arrays()
+            for sub, values in extra.items():
+                ensure_state_arrays(self.root, tap.spec, sub, values, index)
+                for key, value in values.items():
+                    value = np.asarray(value)
+                    row = np.zeros_like(value) if initial else value
+                    self.writer.append(f"{group}/{sub}/{key}", row[None].copy())
             for other_rule, sub in self.root[f"{group}/rule_state"].groups():
                 if other_rule == rule:
                     continue

@@ -16,6 +16,8 @@ A trace store is a Zarr v3 group (documented for users in docs/trace-format.md):
     sites/site<i>/checkpoint_weights float32 [checkpoint, pre_neuron, post_neuron]
     sites/site<i>/state_weights      float32 [state, pre_neuron, post_neuron]
     sites/site<i>/rule_state/<rule>/<key>  [state, ...]  (the rule's state arrays)
+    sites/site<i>/context/<key>            [state, ...]  (a readout's context signature)
+    sites/site<i>/reward_state/<key>       [state, ...]  (the adapter's reward sources)
 
 Every array is appended along its first axis. The root attribute `committed` holds the
 length of every array at the last commit (written after the chunks): readers clip to it,

@@ -119,13 +119,15 @@ def always_reward():
 
 
 # additive (cache_mix 0): the probability mix bounds what any memory costs the probe to
-# -log2(1 - cache_mix) bits/byte, so the harm the guard must catch needs the additive readout
+# -log2(1 - cache_mix) bits/byte, so the harm the guard must catch needs the additive readout;
+# and no context gate, which would keep a memory of "zzz..." quiet on the probe's text
 HARMFUL = AdapterConfig(
     reward=("always",),
     sharpness=1.0,
     rule_params={"learning_rate": 1.0},
     scale=8.0,
     cache_mix=0.0,
+    context_tau=0.0,
 )
 
 

@@ -26,8 +26,15 @@ from tests.plasticity.conftest import CONTROL, FACT, chat_turn
 # Guards tight enough that the cap and the drift guard both fire on the small model.
 GUARDS = GuardConfig(max_turn_update=6.0, drift_margin=0.02, drift_backoff=2, cap_check_tokens=32)
 HARM = {"on": False}  # while on, every observed token is rewarded +3 (breaks the probe)
-# additive readout (cache_mix 0): the gated mix bounds the harm, and the guards must fire here
-ADAPTER = dict(reward=("surprise", "feedback", "harm"), sharpness=1.0, scale=8.0, cache_mix=0.0)
+# additive readout (cache_mix 0): the gated mix bounds the harm, and the guards must fire here;
+# no context gate either (it would keep the harm off the probe's text)
+ADAPTER = dict(
+    reward=("surprise", "feedback", "harm"),
+    sharpness=1.0,
+    scale=8.0,
+    cache_mix=0.0,
+    context_tau=0.0,
+)
 
 
 @dataclass

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from plastic.errors import TraceError
 from plastic.replay import schema as S
 from plastic.replay.closed_loop import closed_loop
 from plastic.replay.reader import TraceReader
+from plastic.replay.recorder import TraceRecorder
 from plastic.replay.replay import ReplayOptions, replay
 from tests.plasticity.conftest import weights_of
 from tests.replay.conftest import record_plain
@@ -90,3 +94,47 @@ def test_closed_loop_needs_the_recorded_backbone(recorded) -> None:
     other = SpikingLM(small_config()).eval()
     with pytest.raises(TraceError, match="recorded with backbone"):
         closed_loop(TraceReader(recorded.path), other)
+
+
+def test_closed_loop_from_a_loaded_adapter_comes_back_to_the_recorded_weights(
+    recorded, tmp_path: Path
+) -> None:
+    """A session that starts from a saved adapter starts from its learnt context signature
+    (the readout's context gate reads it) and its reward sources' running statistics (the
+    surprise baseline): the trace keeps both with the session's start state, and closed-loop
+    replay starts from them (without the reward state it ended 0.23 away in ||W||)."""
+    from plastic.models.checkpoint import resolve_model
+    from plastic.models.generate import Conversation
+    from plastic.plasticity import PlasticModel
+    from plastic.replay.closed_loop import build_model
+    from tests.plasticity.conftest import FACT, chat_turn
+
+    taught = record_plain(tmp_path / "first.zarr", recorded.model_dir, turns=2)
+    taught.save(tmp_path / "adapter")
+    signature = taught.adapters["default"].layers["readout"].context.state_arrays()
+    assert signature["signature_weight"][0] > 0
+    path = tmp_path / "second.zarr"
+    with torch.no_grad():
+        model = PlasticModel.from_pretrained(
+            resolve_model(str(recorded.model_dir)), tmp_path / "adapter"
+        )
+        rewards = model.adapters["default"].rewards.state_arrays()
+        with TraceRecorder.attach(model, path):
+            conv = Conversation(model, seed=3)
+            for _ in range(2):
+                chat_turn(model, conv, FACT, reply_tokens=8)
+    reader = TraceReader(path)
+    start = int(reader.sessions[0]["state"])
+    saved = reader.context_state(reader.sites[0], start)
+    assert saved is not None
+    np.testing.assert_array_equal(saved["signature"], signature["signature"])
+    rebuilt = build_model(reader, resolve_model(str(recorded.model_dir)))
+    context = rebuilt.adapters["default"].layers["readout"].context
+    np.testing.assert_array_equal(context.signature.rates, signature["signature"])
+    assert context.signature.weight == signature["signature_weight"][0]
+    restored = rebuilt.adapters["default"].rewards.state_arrays()
+    assert restored.keys() == rewards.keys()
+    for key, value in rewards.items():
+        np.testing.assert_array_equal(restored[key], value)
+    result = closed_loop(reader, resolve_model(str(recorded.model_dir)))
+    assert max(result.final_diff.values()) < 1e-4
