@@ -88,7 +88,7 @@ class Adapter:
 
     @property
     def readout_layers(self) -> list[ReadoutLayer]:
-        return [layer for layer in self.layers.values() if isinstance(layer, ReadoutLayer)]
+        return [layer for _, layer in self._readouts()]
 
     def _readouts(self) -> list[tuple[str, ReadoutLayer]]:
         return [(site, lay) for site, lay in self.layers.items() if isinstance(lay, ReadoutLayer)]

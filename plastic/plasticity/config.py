@@ -156,7 +156,7 @@ class AdapterConfig:
             raise ConfigError(f"size must be a positive integer, got {self.size!r}")
         for name in ("beta", "threshold"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (_finite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
@@ -170,14 +170,13 @@ class AdapterConfig:
             raise ConfigError(
                 f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
             )
-        for name in ("context_tau", "context_signature_tau", "context_tolerance"):
-            value = getattr(self, name)
-            number = isinstance(value, (int, float)) and math.isfinite(value)
-            if not (number and (value >= 0 if name == "context_tau" else value > 0)):
-                bound = ">= 0" if name == "context_tau" else "> 0"
-                raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
-        if 0 < self.context_tau < 1 or self.context_signature_tau < 1:
-            raise ConfigError("context_tau (unless 0) and context_signature_tau must be >= 1 token")
+        tau, signature_tau = self.context_tau, self.context_signature_tau
+        if not (_finite(tau) and (tau == 0 or tau >= 1)):
+            raise ConfigError(f"context_tau must be 0 (no gate) or >= 1 token, got {tau!r}")
+        if not (_finite(signature_tau) and signature_tau >= 1):
+            raise ConfigError(f"context_signature_tau must be >= 1 token, got {signature_tau!r}")
+        if not (_finite(self.context_tolerance) and self.context_tolerance > 0):
+            raise ConfigError(f"context_tolerance must be > 0, got {self.context_tolerance!r}")
         if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
             raise ConfigError(
                 f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"
@@ -308,11 +307,15 @@ class GuardConfig:
             raise ConfigError(f"bad guard config: {exc}") from None
 
 
+def _finite(value: Any) -> bool:
+    """Whether `value` is a finite number (an int or a float)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _check_exponent(name: str, value: Any, *, zero_allowed: bool) -> None:
     """Raise ConfigError unless `value` is a finite number in [0, 8] ((0, 8] without zero):
     the range of the readout's gate and mix exponents."""
-    number = isinstance(value, (int, float)) and math.isfinite(value)
-    if not (number and (value >= 0 if zero_allowed else value > 0) and value <= 8):
+    if not (_finite(value) and (value >= 0 if zero_allowed else value > 0) and value <= 8):
         interval = "[0, 8]" if zero_allowed else "(0, 8]"
         raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
 

@@ -82,6 +82,7 @@ def build_model(
     from plastic.plasticity.adapter_io import BEHAVIOUR_BEFORE_KEY
     from plastic.plasticity.config import AdapterConfig, GuardConfig
     from plastic.plasticity.model import PlasticModel
+    from plastic.plasticity.readout import ReadoutLayer
 
     session = reader.sessions[0]
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
@@ -106,8 +107,9 @@ def build_model(
                 syn.weights[...] = weights
             adapter = model.adapters[spec.adapter]
             context = reader.context_state(spec, int(session["state"]))
-            if context is not None and getattr(adapter.layers[spec.site], "context", None):
-                adapter.layers[spec.site].context.load_state_arrays(context)
+            layer = adapter.layers[spec.site]
+            if context is not None and isinstance(layer, ReadoutLayer):
+                layer.context.load_state_arrays(context)
             rewards = reader.reward_state(spec, int(session["state"]))
             if rewards is not None:
                 try:

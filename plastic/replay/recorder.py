@@ -38,13 +38,13 @@ from plastic.replay import schema as S
 from plastic.replay.store import (
     StoreWriter,
     create_store,
-    ensure_rule_state_arrays,
     ensure_state_arrays,
     open_existing,
     truncate_to_commit,
 )
 
 if TYPE_CHECKING:
+    from plastic.plasticity.adapter import Adapter
     from plastic.plasticity.model import PlasticModel
     from plastic.plasticity.synapses import PlasticSynapses, SynapseSnapshot
 
@@ -57,14 +57,12 @@ class SiteTap(SynapseObserver):
         recorder: TraceRecorder,
         spec: S.SiteSpec,
         synapses: PlasticSynapses,
-        context: Any = None,
-        rewards: Any = None,
+        adapter: Adapter,
     ):
         self.recorder = recorder
         self.spec = spec
         self.synapses = synapses
-        self.context = context  # a readout's ContextGate (its signature is saved with states)
-        self.rewards = rewards  # () -> the adapter's RewardSet (its state is saved with states)
+        self.adapter = adapter  # its reward state and the site's context signature are saved
         self.index = spec.index
         self.residual = spec.kind == "residual"
         self.steps = 0  # steps recorded (committed + pending)
@@ -234,12 +232,8 @@ class TraceRecorder(LearningObserver):
         self._reset_pending()
         self.taps: list[SiteTap] = []
         for spec in specs:
-            layer = model.adapters[spec.adapter].layers[spec.site]
-            context = getattr(layer, "context", None)
-            if context is not None and not context.enabled:
-                context = None
             adapter = model.adapters[spec.adapter]
-            tap = SiteTap(self, spec, layer.synapses, context, lambda a=adapter: a.rewards)
+            tap = SiteTap(self, spec, adapter.layers[spec.site].synapses, adapter)
             c = self.committed["sites"][f"site{spec.index}"]
             tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
             self.taps.append(tap)
@@ -314,9 +308,10 @@ class TraceRecorder(LearningObserver):
     def _save_states(
         self, *, initial: bool = False, override: dict[int, np.ndarray] | None = None
     ) -> int:
-        """Queue one saved state of every site (weights + the rule's state arrays) and
-        return its index. initial: the initial weights with a zeroed rule state (replay
-        only needs their weights, for `reset`); override: weights to save for some sites."""
+        """Queue one saved state of every site (weights, the rule's state arrays, the reward
+        state, a readout's context signature) and return its index. initial: the initial
+        weights with zeroed states (replay only needs their weights, for `reset`);
+        override: weights to save for some sites."""
         index = self.state_count
         for tap in self.taps:
             syn = tap.synapses
@@ -327,21 +322,19 @@ class TraceRecorder(LearningObserver):
                 weights = override[tap.index]
             else:
                 weights = syn.weights
-            arrays = syn.state_arrays()
             self.writer.append(f"{group}/state_weights", weights[None].astype(np.float32))
-            ensure_rule_state_arrays(self.root, tap.spec, rule, arrays, index)
-            for key, value in arrays.items():
-                value = np.asarray(value)
-                row = np.zeros_like(value) if initial else value
-                self.writer.append(f"{group}/rule_state/{rule}/{key}", row[None].copy())
-            extra = {}  # what closed-loop replay needs to start where the session started
-            if tap.context is not None:
-                extra["context"] = tap.context.state_arrays()
-            if tap.rewards is not None:
-                extra["reward_state"] = tap.rewards().state_arrays()
-            for sub, values in extra.items():
-                ensure_state_arrays(self.root, tap.spec, sub, values, index)
-                for key, value in values.items():
+            # the rule's state; and what closed-loop replay needs to start where a session
+            # started: the adapter's reward state and a readout's context signature
+            states = {
+                f"rule_state/{rule}": syn.state_arrays(),
+                "reward_state": tap.adapter.rewards.state_arrays(),
+            }
+            context = getattr(tap.adapter.layers[tap.spec.site], "context", None)
+            if context is not None and context.enabled:
+                states["context"] = context.state_arrays()
+            for sub, arrays in states.items():
+                ensure_state_arrays(self.root, tap.spec, sub, arrays, index)
+                for key, value in arrays.items():
                     value = np.asarray(value)
                     row = np.zeros_like(value) if initial else value
                     self.writer.append(f"{group}/{sub}/{key}", row[None].copy())

@@ -73,20 +73,12 @@ def empty_commit(sites: list[SiteSpec]) -> dict[str, Any]:
     return out
 
 
-def ensure_rule_state_arrays(
-    root: Any, site: SiteSpec, rule: str, state: Mapping[str, np.ndarray], committed: int
-) -> None:
-    """Create `rule_state/<rule>/<key>` arrays of a site if missing (length `committed`,
-    filled with NaN for states saved under another rule)."""
-    ensure_state_arrays(root, site, f"rule_state/{rule}", state, committed)
-
-
 def ensure_state_arrays(
     root: Any, site: SiteSpec, group: str, state: Mapping[str, np.ndarray], committed: int
 ) -> None:
     """Create a site's `<group>/<key>` per-state arrays if missing (length `committed`,
-    filled with NaN for states saved before they existed): rule states, and the readout's
-    context signature (group "context")."""
+    filled with NaN for states saved before they existed or under another rule): rule
+    states (`rule_state/<rule>`), reward states, a readout's context signature."""
     for key, value in state.items():
         path = f"{site.group}/{group}/{key}"
         value = np.asarray(value)
