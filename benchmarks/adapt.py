@@ -12,7 +12,16 @@ Systems (all on the same backbone pass, see `plastic.plasticity.prequential`):
 - `dyneval_adapter`: the gradient anchor (Krause et al. 2018, restricted to the adapter):
   the same weights W [n_pre, V] and logit formula (gain * sign(m)|m|^p, m the spike-
   weighted mean row) trained by Adam on the cross-entropy of each segment of
-  `segment` bytes, after that segment has been scored; W clamped to the same bounds.
+  `segment` bytes, after that segment has been scored; W clamped to the same bounds;
+- `dyneval_full` (opt in): Adam on every backbone weight (Krause et al. 2018);
+- the counting and compression anchors of `plastic_benchmarks.baselines`: `ngram_mix`
+  (a Witten-Bell byte 6-gram learnt from the stream, mixed online with the frozen
+  backbone), `ppmd` (opt in: needs `pyppmd`, the `bench` extra), `bzip2` and `xz`
+  (bits/byte of the compressed stream: no forgetting, cost = their own time).
+
+Each system is one runner function in the table `RUNNERS` (what it needs, whether it is
+seeded, whether its time comes on top of the backbone's); adding a system is one function
+and one entry.
 
 Readout adapters never feed the backbone, so each system replays one cached backbone pass
 through the engine's own per-token code (`PlasticModel.replay`); a test checks the bits
@@ -42,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from plastic_benchmarks import baselines
 
 from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
@@ -57,9 +67,6 @@ from plastic.plasticity.prequential import (
 )
 from plastic.plasticity.reward_protocol import TokenEvent
 
-SYSTEMS = ("frozen", "rstdp", "stdp", "sham", "dyneval_adapter", "dyneval_full")
-DEFAULT_SYSTEMS = ("frozen", "rstdp", "stdp", "sham", "dyneval_adapter")  # dyneval_full: opt in
-SEEDED = ("sham", "dyneval_adapter")
 TARGETS = {"relative_gain": 0.05, "dyneval_fraction": 0.5, "forgetting": 0.01, "cost": 1.2}
 
 
@@ -86,7 +93,7 @@ class AdaptBenchConfig:
 
     max_bytes: int = 100_000
     seeds: int = 3
-    systems: tuple[str, ...] = DEFAULT_SYSTEMS
+    systems: tuple[str, ...] = field(default_factory=lambda: DEFAULT_SYSTEMS)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     dyneval: DynevalConfig = field(default_factory=DynevalConfig)
     dyneval_full: DynevalFullConfig = field(default_factory=DynevalFullConfig)
@@ -271,6 +278,175 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "std": std}
 
 
+@dataclass
+class StreamContext:
+    """What a runner reads: the stream, its backbone pass, the forgetting text (as bytes and
+    as a pass; None when skipped) and the runs of the systems it `needs`."""
+
+    model: SpikingLM
+    data: bytes
+    cfg: AdaptBenchConfig
+    stream: BackbonePass
+    forget: BackbonePass | None
+    forget_data: bytes | None
+    runs: dict[str, list[dict[str, Any]]]
+
+
+RunnerFn = Callable[[StreamContext], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """One system of the bench: `run` gives one dict per run (per seed if `seeded`) with
+    "bits" [N] (or "bits_per_byte" for a compressor), "seconds", and optionally
+    "forget_bits" [F], "state_bytes" (memory its state holds after the stream) and
+    "detail" (a JSON-able dict copied into the report)."""
+
+    run: RunnerFn
+    default: bool = True  # run when --systems is not given
+    seeded: bool = False  # one run per seed; else deterministic, one run
+    on_backbone: bool = True  # its seconds come on top of the frozen backbone's pass
+    needs: tuple[str, ...] = ()  # systems whose runs it reads (run before it)
+
+
+def _run_frozen(ctx: StreamContext) -> list[dict[str, Any]]:
+    run: dict[str, Any] = {"bits": ctx.stream.frozen_bits(), "seconds": 0.0}
+    if ctx.forget is not None:
+        run["forget_bits"] = ctx.forget.frozen_bits()
+    return [run]
+
+
+def _run_rstdp(ctx: StreamContext) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    return [
+        _adapter_run(ctx.model, cfg.adapter, ctx.stream, ctx.forget, RecordedRewards, cfg.chunk)
+    ]
+
+
+def _run_stdp(ctx: StreamContext) -> list[dict[str, Any]]:
+    stdp = replace(ctx.cfg.adapter, rule="stdp", rule_params={})
+    return [_adapter_run(ctx.model, stdp, ctx.stream, ctx.forget, chunk=ctx.cfg.chunk)]
+
+
+def _run_sham(ctx: StreamContext) -> list[dict[str, Any]]:
+    recorded = ctx.runs["rstdp"][0]["rewards"].values
+    runs = []
+    for seed in range(ctx.cfg.seeds):
+        order = np.random.default_rng(seed).permutation(len(recorded))
+        shuffled = [recorded[k] for k in order]
+        runs.append(
+            _adapter_run(
+                ctx.model,
+                ctx.cfg.adapter,
+                ctx.stream,
+                ctx.forget,
+                lambda inner, s=shuffled: ShuffledRewards(inner, s),
+                ctx.cfg.chunk,
+            )
+        )
+    return runs
+
+
+def _run_dyneval_adapter(ctx: StreamContext) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    gain, sharpness = cfg.adapter.effective_scale, float(cfg.adapter.sharpness)
+    return [
+        dyneval_adapter(
+            ctx.stream, gain, sharpness, _bounds(cfg.adapter), cfg.dyneval, seed, ctx.forget
+        )
+        for seed in range(cfg.seeds)
+    ]
+
+
+def _run_dyneval_full(ctx: StreamContext) -> list[dict[str, Any]]:
+    cfg = ctx.cfg
+    return [dyneval_full(ctx.model, ctx.data, cfg.dyneval_full, ctx.forget_data, chunk=cfg.chunk)]
+
+
+def _run_ngram_mix(ctx: StreamContext) -> list[dict[str, Any]]:
+    baselines.ngram_mix_run(np.full(8, 0.5), bytes(8))  # compiles (or loads) the kernel
+    p_frozen = baselines.frozen_probs(ctx.stream.logits, ctx.data)
+    t0 = time.perf_counter()
+    mixed, state = baselines.ngram_mix_run(p_frozen, ctx.data)
+    seconds = time.perf_counter() - t0
+    detail = {
+        "ngram_bits_per_byte": float(-np.log2(mixed.p_ngram).mean()),
+        "contexts": int(state.used[0]),
+        "context_symbol_pairs": int(state.used[1]),
+        "mix_theta": state.theta.tolist(),
+    }
+    run = {"bits": mixed.bits, "seconds": seconds, "state_bytes": state.nbytes, "detail": detail}
+    if ctx.forget is not None:
+        forget_p = baselines.frozen_probs(ctx.forget.logits, ctx.forget.data)
+        forgotten, _ = baselines.ngram_mix_run(forget_p, ctx.forget.data, state, learn=False)
+        run["forget_bits"] = forgotten.bits
+    return [run]
+
+
+def _run_ppmd(ctx: StreamContext) -> list[dict[str, Any]]:
+    baselines.ppmd_order_bits(b"warm", 2)  # imports pyppmd (or says how to install it)
+    by_order = {
+        order: baselines.timed(baselines.ppmd_order_bits, ctx.data, order)
+        for order in baselines.PPMD_ORDERS
+    }
+    best = min(by_order, key=lambda k: by_order[k][0])
+    detail = {
+        "max_order": best,
+        "mem_size": baselines.PPMD_MEMORY,
+        "bits_per_byte_by_order": {str(k): v[0] for k, v in by_order.items()},
+    }
+    return [{"bits_per_byte": by_order[best][0], "seconds": by_order[best][1], "detail": detail}]
+
+
+def _compressor_runner(name: str) -> RunnerFn:
+    def run(ctx: StreamContext) -> list[dict[str, Any]]:
+        bpb, seconds = baselines.timed(baselines.compressor_bits, name, ctx.data)
+        return [{"bits_per_byte": bpb, "seconds": seconds}]
+
+    return run
+
+
+RUNNERS: dict[str, Runner] = {
+    "frozen": Runner(_run_frozen),
+    "rstdp": Runner(_run_rstdp),
+    "stdp": Runner(_run_stdp),
+    "sham": Runner(_run_sham, seeded=True, needs=("rstdp",)),
+    "dyneval_adapter": Runner(_run_dyneval_adapter, seeded=True),
+    "dyneval_full": Runner(_run_dyneval_full, default=False, on_backbone=False),
+    "ngram_mix": Runner(_run_ngram_mix),
+    "ppmd": Runner(_run_ppmd, default=False, on_backbone=False),
+    "bzip2": Runner(_compressor_runner("bzip2"), on_backbone=False),
+    "xz": Runner(_compressor_runner("xz"), on_backbone=False),
+}
+SYSTEMS = tuple(RUNNERS)
+DEFAULT_SYSTEMS = tuple(name for name, runner in RUNNERS.items() if runner.default)
+
+
+def check_systems(systems: Sequence[str]) -> None:
+    """One-line ConfigError unless `systems` is a non-empty selection of `SYSTEMS`."""
+    unknown = [s for s in systems if s not in RUNNERS]
+    if unknown or not systems:
+        raise ConfigError(
+            f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEMS)}"
+        )
+
+
+def _with_needs(systems: Sequence[str]) -> list[str]:
+    """`systems`, `frozen` and everything they need, in the table's order."""
+    wanted = {"frozen", *systems}
+    pending = list(wanted)
+    while pending:
+        for need in RUNNERS[pending.pop()].needs:
+            if need not in wanted:
+                wanted.add(need)
+                pending.append(need)
+    return [name for name in RUNNERS if name in wanted]
+
+
+def _bits_per_byte(run: dict[str, Any]) -> float:
+    return float(run["bits"].mean()) if "bits" in run else float(run["bits_per_byte"])
+
+
 def run_stream(
     model: SpikingLM,
     data: bytes,
@@ -281,9 +457,7 @@ def run_stream(
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Every system of `cfg` on one stream; see the module docstring for the figures."""
-    unknown = sorted(set(cfg.systems) - set(SYSTEMS))
-    if unknown:
-        raise ConfigError(f"unknown system(s) {', '.join(unknown)}; choose from {SYSTEMS}")
+    check_systems(cfg.systems)
     if cfg.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
     stream, hit = cached_pass(model, data, cache_dir, chunk=cfg.chunk)
@@ -294,83 +468,38 @@ def run_stream(
     timing = time_backbone(
         model, data[: min(len(data), 20_000)], chunk=cfg.chunk, sequential_bytes=cfg.cost_bytes
     )
-    frozen_bits = stream.frozen_bits()
-    frozen_bpb = float(frozen_bits.mean())
+    frozen_bpb = float(stream.frozen_bits().mean())
     frozen_forget = float(forget.frozen_bits().mean()) if forget is not None else None
-    systems = ["frozen", *[s for s in SYSTEMS if s in cfg.systems and s != "frozen"]]
-    if "sham" in systems and "rstdp" not in systems:
-        systems.insert(systems.index("sham"), "rstdp")  # sham replays rstdp's rewards
-    runs: dict[str, list[dict[str, Any]]] = {}
-    recorded: list[float | None] = []
-    bounds = _bounds(cfg.adapter)
-    for system in systems:
+    ctx = StreamContext(model, data, cfg, stream, forget, forget_data, runs={})
+    for system in _with_needs(cfg.systems):
         log(f"  {system} ...")
-        if system == "frozen":
-            runs[system] = [{"bits": frozen_bits, "seconds": 0.0}]
-            if forget is not None:
-                runs[system][0]["forget_bits"] = forget.frozen_bits()
-        elif system == "rstdp":
-            run = _adapter_run(model, cfg.adapter, stream, forget, RecordedRewards, cfg.chunk)
-            recorded = run["rewards"].values
-            runs[system] = [run]
-        elif system == "stdp":
-            stdp = replace(cfg.adapter, rule="stdp", rule_params={})
-            runs[system] = [_adapter_run(model, stdp, stream, forget, chunk=cfg.chunk)]
-        elif system == "sham":
-            runs[system] = []
-            for seed in range(cfg.seeds):
-                order = np.random.default_rng(seed).permutation(len(recorded))
-                shuffled = [recorded[k] for k in order]
-                runs[system].append(
-                    _adapter_run(
-                        model,
-                        cfg.adapter,
-                        stream,
-                        forget,
-                        lambda inner, s=shuffled: ShuffledRewards(inner, s),
-                        cfg.chunk,
-                    )
-                )
-        elif system == "dyneval_adapter":
-            runs[system] = [
-                dyneval_adapter(
-                    stream,
-                    cfg.adapter.effective_scale,
-                    float(cfg.adapter.sharpness),
-                    bounds,
-                    cfg.dyneval,
-                    seed,
-                    forget,
-                )
-                for seed in range(cfg.seeds)
-            ]
-        elif system == "dyneval_full":
-            runs[system] = [
-                dyneval_full(model, data, cfg.dyneval_full, forget_data, chunk=cfg.chunk)
-            ]
+        ctx.runs[system] = RUNNERS[system].run(ctx)
     results: dict[str, Any] = {}
-    for system in systems:
+    for system in ctx.runs:
         if system not in cfg.systems:
             continue
-        seeds = runs[system]
-        bpb = [float(r["bits"].mean()) for r in seeds]
+        runner, seeds = RUNNERS[system], ctx.runs[system]
+        bpb = [_bits_per_byte(r) for r in seeds]
         per_byte = [r["seconds"] / len(data) for r in seeds]
-        # dyneval_full's seconds include its own backbone; the adapters' come on top of one
-        backbone = 0.0 if system == "dyneval_full" else 1.0
+        backbone = 1.0 if runner.on_backbone else 0.0
         seq, par = timing["sequential_s_per_byte"], timing["parallel_s_per_byte"]
         entry: dict[str, Any] = {
             "bits_per_byte": _summary(bpb),
             "relative_change": _summary([(b - frozen_bpb) / frozen_bpb for b in bpb]),
             "runs": len(seeds),
-            "deterministic": system not in SEEDED,
+            "deterministic": not runner.seeded,
             "adapter_s_per_byte": statistics.fmean(per_byte),
             "cost": statistics.fmean((backbone * seq + s) / seq for s in per_byte),
             "cost_vs_parallel": statistics.fmean((backbone * par + s) / par for s in per_byte),
         }
-        if forget is not None and frozen_forget is not None:
+        if frozen_forget is not None and all("forget_bits" in r for r in seeds):
             entry["forgetting"] = _summary(
                 [float(r["forget_bits"].mean()) - frozen_forget for r in seeds]
             )
+        if all("state_bytes" in r for r in seeds):
+            entry["state_bytes"] = max(int(r["state_bytes"]) for r in seeds)
+        if len(seeds) == 1 and "detail" in seeds[0]:
+            entry["detail"] = seeds[0]["detail"]
         results[system] = entry
     dyn = results.get("dyneval_adapter")
     if dyn is not None:
@@ -470,8 +599,8 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"{res['frozen_bits_per_byte']:.4f} b/B)",
             "",
             "| system | bits/byte (mean ± std) | runs | vs frozen | of dyneval gain "
-            "| forgetting (b/B) | cost (byte-by-byte) | cost (vs parallel) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| forgetting (b/B) | cost (byte-by-byte) | cost (vs parallel) | state |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for system, e in res["systems"].items():
             bpb, frac = e["bits_per_byte"], e.get("dyneval_fraction")
@@ -479,11 +608,12 @@ def to_markdown(report: dict[str, Any]) -> str:
             forget_s = "-" if forget is None else f"{forget['mean']:+.4f} ± {forget['std']:.4f}"
             frac_s = "-" if frac is None or frac != frac else f"{frac:.0%}"
             runs = f"{e['runs']}" + (" (deterministic)" if e["deterministic"] else " seeds")
+            state = f"{e['state_bytes'] / 2**20:.1f} MiB" if "state_bytes" in e else "-"
             lines.append(
                 f"| {system} | {bpb['mean']:.4f} ± {bpb['std']:.4f} | {runs} "
                 f"| {e['relative_change']['mean']:+.2%} "
                 f"| {frac_s} | {forget_s} "
-                f"| {e['cost']:.3f} | {e['cost_vs_parallel']:.2f} |"
+                f"| {e['cost']:.3f} | {e['cost_vs_parallel']:.2f} | {state} |"
             )
         targets = ", ".join(
             f"{k} {'met' if v else ('n/a' if v is None else 'MISSED')}"

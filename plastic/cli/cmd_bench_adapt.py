@@ -16,6 +16,9 @@ from plastic.cli.cmd_chat import MODEL_HELP
 from plastic.errors import ConfigError
 
 DEFAULT_FORGET = "../shared/data/gutenberg/gutenberg.valid.txt"
+# = plastic_benchmarks.adapt.DEFAULT_SYSTEMS (a test keeps them equal; importing it here
+# would load torch for `--help`)
+DEFAULT_SYSTEMS = "frozen,rstdp,stdp,sham,dyneval_adapter,ngram_mix,bzip2,xz"
 
 
 def _read(path: Path, max_bytes: int, what: str, offset: int = 0) -> bytes:
@@ -46,9 +49,11 @@ def bench_adapt_cmd(
         str,
         typer.Option(
             "--systems",
-            help="Comma-separated: frozen,rstdp,stdp,sham,dyneval_adapter,dyneval_full.",
+            help="Comma-separated, of frozen,rstdp,stdp,sham,dyneval_adapter,dyneval_full,"
+            "ngram_mix,ppmd,bzip2,xz (ppmd needs the bench extra: pip install "
+            "'plastic-snn[bench]').",
         ),
-    ] = "frozen,rstdp,stdp,sham,dyneval_adapter",
+    ] = DEFAULT_SYSTEMS,
     adapter_config: Annotated[
         Path | None,
         typer.Option("--adapter-config", help="adapter_config.json to use instead of the default."),
@@ -81,10 +86,10 @@ def bench_adapt_cmd(
     """Prequential bits/byte of frozen vs plastic adapters vs dynamic evaluation, per stream."""
     import torch
     from plastic_benchmarks.adapt import (
-        SYSTEMS,
         AdaptBenchConfig,
         DynevalConfig,
         DynevalFullConfig,
+        check_systems,
         run_adapt_bench,
     )
     from rich.console import Console
@@ -93,9 +98,10 @@ def bench_adapt_cmd(
     from plastic.plasticity.config import AdapterConfig
 
     chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
-    bad = [s for s in chosen if s not in SYSTEMS]
-    if bad or not chosen:
-        raise ConfigError(f"--systems: unknown {', '.join(bad) or '(none)'}; choose from {SYSTEMS}")
+    try:
+        check_systems(chosen)
+    except ConfigError as exc:
+        raise ConfigError(f"--systems: {exc}") from None
     adapter = AdapterConfig()
     if adapter_config is not None:
         try:
@@ -139,17 +145,18 @@ def bench_adapt_cmd(
         out.print(f"[bold]{name}[/] ({res['bytes']} bytes from offset {offset})")
         out.print(
             f"  {'system':<16}{'bits/byte':>18}{'vs frozen':>11}{'of dyneval':>11}"
-            f"{'forgetting':>12}{'cost':>7}{'cost/par':>9}"
+            f"{'forgetting':>12}{'cost':>7}{'cost/par':>9}{'state':>11}"
         )
         for system, e in res["systems"].items():
             bpb = e["bits_per_byte"]
             forget_s = f"{e['forgetting']['mean']:+.4f}" if "forgetting" in e else "-"
             frac = e.get("dyneval_fraction")
             frac_s = f"{frac:.0%}" if frac is not None and frac == frac else "-"
+            state_s = f"{e['state_bytes'] / 2**20:.1f} MiB" if "state_bytes" in e else "-"
             out.print(
                 f"  {system:<16}{bpb['mean']:>10.4f} ± {bpb['std']:.4f}"
                 f"{e['relative_change']['mean']:>+11.2%}{frac_s:>11}{forget_s:>12}"
-                f"{e['cost']:>7.2f}{e['cost_vs_parallel']:>9.2f}"
+                f"{e['cost']:>7.2f}{e['cost_vs_parallel']:>9.2f}{state_s:>11}"
             )
         targets = ", ".join(
             f"{k}={'ok' if v else ('-' if v is None else 'MISS')}"

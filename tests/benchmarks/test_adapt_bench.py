@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from plastic.cli.app import app
 from plastic.cli.main import main
+from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
 
 STREAM = (b"To be, or not to be, that is the question. " * 8)[:320]
@@ -34,7 +35,16 @@ def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
     cfg = AdaptBenchConfig(seeds=2, cost_bytes=8, dyneval=DynevalConfig(segment=32))
     res = run_stream(small_model, STREAM, cfg, forget_data=FORGET, cache_dir=tmp_path)
     systems = res["systems"]
-    assert list(systems) == ["frozen", "rstdp", "stdp", "sham", "dyneval_adapter"]
+    assert list(systems) == [
+        "frozen",
+        "rstdp",
+        "stdp",
+        "sham",
+        "dyneval_adapter",
+        "ngram_mix",
+        "bzip2",
+        "xz",
+    ]
     frozen = systems["frozen"]
     assert frozen["bits_per_byte"]["mean"] == pytest.approx(res["frozen_bits_per_byte"])
     assert frozen["relative_change"]["mean"] == 0.0 and frozen["forgetting"]["mean"] == 0.0
@@ -50,10 +60,16 @@ def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
     dyn = res["frozen_bits_per_byte"] - systems["dyneval_adapter"]["bits_per_byte"]["mean"]
     if dyn > 0:
         assert systems["rstdp"]["dyneval_fraction"] == pytest.approx(gain / dyn)
-    for entry in systems.values():
-        assert entry["cost"] >= 1.0 and entry["cost_vs_parallel"] >= 1.0
+    for name, entry in systems.items():
+        if name in ("bzip2", "xz"):  # their own time only: no backbone under them
+            assert entry["cost_vs_parallel"] > 0 and entry["adapter_s_per_byte"] > 0
+        else:
+            assert entry["cost"] >= 1.0 and entry["cost_vs_parallel"] >= 1.0
+    assert "forgetting" in systems["ngram_mix"] and "forgetting" not in systems["xz"]
+    assert systems["ngram_mix"]["state_bytes"] > 0 and "state_bytes" not in systems["rstdp"]
     table = to_markdown({"streams": {"stream.txt": res}})
     assert table.count("\n| ") == 1 + len(systems) and "| sham |" in table
+    assert " MiB |" in table.split("| ngram_mix |")[1].splitlines()[0]
     assert set(res["targets"]) == {
         "relative_gain",
         "dyneval_fraction",
@@ -158,7 +174,7 @@ def test_cli_json_and_cache(small_model_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--systems", "frozen,magic"], "unknown magic"),
+        (["--systems", "frozen,magic"], "unknown system(s) magic"),
         (["--forget", "/nonexistent/forget.txt"], "cannot read forgetting text"),
         (["--stream", "/nonexistent/stream.txt"], "cannot read stream"),
     ],
@@ -175,3 +191,48 @@ def test_cli_bad_input_is_one_line(
     lines = err.strip().splitlines()
     assert info.value.code == 1 and len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith("error:") and message in lines[0]
+
+
+def test_runner_table() -> None:
+    """Each system is one entry; the CLI's default list is the table's; unknown is an error."""
+    from plastic_benchmarks import adapt
+
+    from plastic.cli import cmd_bench_adapt
+
+    assert tuple(adapt.RUNNERS) == adapt.SYSTEMS
+    assert ",".join(adapt.DEFAULT_SYSTEMS) == cmd_bench_adapt.DEFAULT_SYSTEMS
+    assert "ppmd" not in adapt.DEFAULT_SYSTEMS  # needs the optional bench extra
+    assert adapt._with_needs(["sham"]) == ["frozen", "rstdp", "sham"]
+    for bad in (["frozen", "magic"], []):
+        with pytest.raises(ConfigError) as info:
+            adapt.check_systems(bad)
+        assert "\n" not in str(info.value) and "choose from frozen, rstdp" in str(info.value)
+    with pytest.raises(ConfigError, match="unknown system\\(s\\) magic"):
+        run_stream(
+            SpikingLM.__new__(SpikingLM),
+            STREAM,
+            AdaptBenchConfig(systems=("magic",)),
+            forget_data=None,
+            cache_dir=None,
+        )
+
+
+def test_cli_json_has_the_anchors(small_model_dir: Path, tmp_path: Path) -> None:
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(STREAM)
+    args = ["bench", "adapt", "--model", str(small_model_dir), "--stream", str(stream)]
+    args += ["--systems", "frozen,ngram_mix,ppmd,bzip2,xz", "--forget", "none"]
+    args += ["--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout.strip().splitlines()[-1])["streams"][str(stream)]
+    systems = res["systems"]
+    assert list(systems) == ["frozen", "ngram_mix", "ppmd", "bzip2", "xz"]
+    # a line repeated 8 times: every anchor learns it, far below 8 bits/byte
+    for name in ("ngram_mix", "ppmd", "bzip2", "xz"):
+        assert 0 < systems[name]["bits_per_byte"]["mean"] < 4, name
+    assert systems["ngram_mix"]["bits_per_byte"]["mean"] < res["frozen_bits_per_byte"]
+    assert systems["ppmd"]["detail"]["max_order"] in (6, 8, 16)
+    assert "forgetting" not in systems["ngram_mix"]  # --forget none
+    table = CliRunner().invoke(app, [*args, "--markdown"])
+    assert table.exit_code == 0 and "| ppmd |" in table.stdout and "| xz |" in table.stdout
