@@ -426,9 +426,8 @@ def check_systems(systems: Sequence[str]) -> None:
     """One-line ConfigError unless `systems` is a non-empty selection of `SYSTEMS`."""
     unknown = [s for s in systems if s not in RUNNERS]
     if unknown or not systems:
-        raise ConfigError(
-            f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEMS)}"
-        )
+        what = f"unknown system(s) {', '.join(unknown)}" if unknown else "no system chosen"
+        raise ConfigError(f"{what}; choose from {', '.join(SYSTEMS)}")
 
 
 def _with_needs(systems: Sequence[str]) -> list[str]:
@@ -590,12 +589,23 @@ def run_adapt_bench(
     }
 
 
+def _span(n_bytes: int, offset: int) -> str:
+    if offset == 0:
+        return f"first {n_bytes:,} bytes"
+    return f"{n_bytes:,} bytes from offset {offset:,}"
+
+
+def _ratio(value: float, digits: int) -> str:
+    """A cost ratio with `digits` decimals, or in scientific notation if that shows 0."""
+    return f"{value:.{digits}f}" if value >= 10**-digits else f"{value:.1e}"
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     """The report as one markdown table per stream (what docs/results.md shows)."""
     lines = []
     for name, res in report["streams"].items():
         lines += [
-            f"**{Path(name).name}** (first {res['bytes']:,} bytes; frozen "
+            f"**{Path(name).name}** ({_span(res['bytes'], report.get('offset', 0))}; frozen "
             f"{res['frozen_bits_per_byte']:.4f} b/B)",
             "",
             "| system | bits/byte (mean ± std) | runs | vs frozen | of dyneval gain "
@@ -613,11 +623,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"| {system} | {bpb['mean']:.4f} ± {bpb['std']:.4f} | {runs} "
                 f"| {e['relative_change']['mean']:+.2%} "
                 f"| {frac_s} | {forget_s} "
-                f"| {e['cost']:.3f} | {e['cost_vs_parallel']:.2f} | {state} |"
+                f"| {_ratio(e['cost'], 3)} | {_ratio(e['cost_vs_parallel'], 2)} | {state} |"
             )
         targets = ", ".join(
             f"{k} {'met' if v else ('n/a' if v is None else 'MISSED')}"
             for k, v in res["targets"].items()
         )
-        lines += ["", f"rstdp targets: {targets}.", ""]
+        lines += ["", f"rstdp targets: {targets}." if targets else "(rstdp not run)", ""]
     return "\n".join(lines)

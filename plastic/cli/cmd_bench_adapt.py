@@ -156,10 +156,11 @@ def bench_adapt_cmd(
             out.print(
                 f"  {system:<16}{bpb['mean']:>10.4f} ± {bpb['std']:.4f}"
                 f"{e['relative_change']['mean']:>+11.2%}{frac_s:>11}{forget_s:>12}"
-                f"{e['cost']:>7.2f}{e['cost_vs_parallel']:>9.2f}{state_s:>11}"
+                f"{e['cost']:>7.3g}{e['cost_vs_parallel']:>9.3g}{state_s:>11}"
             )
         targets = ", ".join(
             f"{k}={'ok' if v else ('-' if v is None else 'MISS')}"
             for k, v in res["targets"].items()
         )
-        out.print(f"  rstdp targets: {targets}")
+        if targets:
+            out.print(f"  rstdp targets: {targets}")

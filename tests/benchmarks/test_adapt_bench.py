@@ -234,5 +234,6 @@ def test_cli_json_has_the_anchors(small_model_dir: Path, tmp_path: Path) -> None
     assert systems["ngram_mix"]["bits_per_byte"]["mean"] < res["frozen_bits_per_byte"]
     assert systems["ppmd"]["detail"]["max_order"] in (6, 8, 16)
     assert "forgetting" not in systems["ngram_mix"]  # --forget none
-    table = CliRunner().invoke(app, [*args, "--markdown"])
+    table = CliRunner().invoke(app, [*args, "--offset", "8", "--markdown"])
     assert table.exit_code == 0 and "| ppmd |" in table.stdout and "| xz |" in table.stdout
+    assert "bytes from offset 8;" in table.stdout and "(rstdp not run)" in table.stdout
