@@ -1,6 +1,7 @@
-"""`plastic bench adapt`: the prequential adaptation benchmark (frozen, rstdp, stdp, sham,
-dyneval_adapter, and on request dyneval_full): cumulative bits/byte, forgetting and cost
-per stream."""
+"""`plastic bench adapt`: the prequential adaptation benchmark (frozen, the default memory,
+its stdp and sham controls, the readout adapter, the counting and compression anchors, and
+on request ppmd, dyneval_adapter and dyneval_full): cumulative bits/byte, forgetting, cost
+and state size per stream."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from plastic.errors import ConfigError
 DEFAULT_FORGET = "../shared/data/gutenberg/gutenberg.valid.txt"
 # = plastic_benchmarks.adapt.DEFAULT_SYSTEMS (a test keeps them equal; importing it here
 # would load torch for `--help`)
-DEFAULT_SYSTEMS = "frozen,rstdp,stdp,sham,dyneval_adapter,ngram_mix,bzip2,xz"
+DEFAULT_SYSTEMS = "frozen,memory,stdp,sham,readout,ngram_mix,bzip2,xz"
 
 
 def _read(path: Path, max_bytes: int, what: str, offset: int = 0) -> bytes:
@@ -49,14 +50,17 @@ def bench_adapt_cmd(
         str,
         typer.Option(
             "--systems",
-            help="Comma-separated, of frozen,rstdp,stdp,sham,dyneval_adapter,dyneval_full,"
+            help="Comma-separated, of frozen,memory,stdp,sham,readout,dyneval_adapter,dyneval_full,"
             "ngram_mix,ppmd,bzip2,xz (ppmd needs the bench extra: pip install "
             "'plastic-snn[bench]').",
         ),
     ] = DEFAULT_SYSTEMS,
     adapter_config: Annotated[
         Path | None,
-        typer.Option("--adapter-config", help="adapter_config.json to use instead of the default."),
+        typer.Option(
+            "--adapter-config",
+            help="adapter_config.json of the memory (or the readout system) instead of the default.",
+        ),
     ] = None,
     forget: Annotated[
         str, typer.Option("--forget", help="Domain-A text for forgetting ('none': skip).")
@@ -95,21 +99,25 @@ def bench_adapt_cmd(
     from rich.console import Console
 
     from plastic.models.checkpoint import resolve_model
-    from plastic.plasticity.config import AdapterConfig
+    from plastic.plasticity.config import AdapterConfig, memory_adapter_config
 
     chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
     try:
         check_systems(chosen)
     except ConfigError as exc:
         raise ConfigError(f"--systems: {exc}") from None
-    adapter = AdapterConfig()
+    adapter, readout = memory_adapter_config(), AdapterConfig()
     if adapter_config is not None:
         try:
-            adapter = AdapterConfig.from_dict(json.loads(adapter_config.read_text()))
+            given = AdapterConfig.from_dict(json.loads(adapter_config.read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read adapter config {adapter_config}: {exc}") from None
-    if adapter.kind != "readout":
-        raise ConfigError("bench adapt replays readout adapters only (kind 'readout')")
+        if given.kind == "memory":
+            adapter = given
+        elif given.kind == "readout":
+            readout = given
+        else:
+            raise ConfigError("--adapter-config: a memory (or readout) adapter, not residual")
     streams = {str(p): _read(p, max_bytes, "stream", offset) for p in stream}
     forget_data = None
     if forget.lower() != "none":
@@ -122,6 +130,7 @@ def bench_adapt_cmd(
         seeds=seeds,
         systems=chosen,
         adapter=adapter,
+        readout=readout,
         dyneval=DynevalConfig(lr=dyneval_lr),
         dyneval_full=DynevalFullConfig(
             **({} if dyneval_full_lr is None else {"lr": dyneval_full_lr})
@@ -161,6 +170,10 @@ def bench_adapt_cmd(
         targets = ", ".join(
             f"{k}={'ok' if v else ('-' if v is None else 'MISS')}"
             for k, v in res["targets"].items()
+            if k != "margins"
+        )
+        margins = ", ".join(
+            f"{v:+.4f} vs {k}" for k, v in res["targets"].get("margins", {}).items()
         )
         if targets:
-            out.print(f"  rstdp targets: {targets}")
+            out.print(f"  memory targets: {targets}" + (f"; margins {margins}" if margins else ""))

@@ -17,13 +17,14 @@ import numpy as np
 
 from plastic.models.spiking_lm import SpikingLM
 from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.memory import MemoryLayer
 from plastic.plasticity.readout import ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.plasticity.rewards import RewardSet
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.plasticity.targeting import match_sites
 
-Layer = ReadoutLayer | ResidualLayer
+Layer = ReadoutLayer | ResidualLayer | MemoryLayer
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Adapter:
             info = model.sites.info[site]
             if config.kind == "readout":
                 layers[site] = ReadoutLayer(info, model.config.vocab_size, config)
+            elif config.kind == "memory":
+                layers[site] = MemoryLayer(info, model.config.vocab_size, config)
             else:
                 layers[site] = ResidualLayer(info, config, rng)
         rewards = RewardSet(config.reward, config.reward_params)

@@ -31,6 +31,7 @@ from plastic import __version__
 from plastic.errors import CheckpointError, ConfigError, PlasticError
 from plastic.plasticity.adapter import Adapter, AdapterCounters
 from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
+from plastic.plasticity.readout import ReadoutLayer
 from plastic.plasticity.residual import ResidualLayer
 from plastic.rules import RULE_API_VERSION
 
@@ -98,7 +99,7 @@ def write_adapter(model: PlasticModel, adapter: Adapter, out: Path) -> None:
             tensors[f"sites.{site}.rule.{key}"] = np.ascontiguousarray(value)
         if isinstance(layer, ResidualLayer):
             tensors[f"sites.{site}.projection"] = layer.projection
-        elif layer.context.enabled:
+        elif isinstance(layer, ReadoutLayer) and layer.context.enabled:
             for key, value in layer.context.state_arrays().items():
                 tensors[f"sites.{site}.context.{key}"] = value
         rule_params = syn.params.to_dict()
@@ -262,12 +263,15 @@ def _fill_adapter(
         )
     for site, layer in adapter.layers.items():
         prefix = f"sites.{site}."
-        weights = _array(arrays, prefix + "weights", layer.weights.shape, np.float32, path)
         rule_state = {
             key[len(prefix + "rule.") :]: value
             for key, value in arrays.items()
             if key.startswith(prefix + "rule.")
         }
+        shape_of = getattr(layer.synapses, "expected_weights_shape", None)
+        shape = shape_of(rule_state) if shape_of else layer.weights.shape
+        dtype = np.float64 if shape_of else np.float32
+        weights = _array(arrays, prefix + "weights", shape, dtype, path)
         try:
             layer.synapses.load(weights, rule_state)
         except PlasticError as exc:
@@ -278,7 +282,7 @@ def _fill_adapter(
             layer.projection[...] = _array(
                 arrays, prefix + "projection", layer.projection.shape, np.float32, path
             )
-        elif layer.context.enabled:
+        elif isinstance(layer, ReadoutLayer) and layer.context.enabled:
             context = {
                 key: _array(arrays, prefix + "context." + key, value.shape, np.float64, path)
                 for key, value in layer.context.state_arrays().items()

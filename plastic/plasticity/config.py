@@ -9,6 +9,9 @@ Adapter kinds (see `readout` and `residual` for the equations):
   output neuron per token id, added to the logits; a Hebbian, cache-like memory.
 - "residual" (experimental): a plastic LIF population fed by a site's spikes, projected
   back into the residual stream through a fixed random matrix; the spiking cousin of LoRA.
+- "memory" (the chat's default, `memory_adapter_config()`): a context memory of delay-line
+  detectors with plastic synapses onto the byte neurons and a plastic mixer, at the
+  readout (`plastic.plasticity.memory`); its own settings live in `kind_params`.
 
 Rule parameters are merged over per-kind defaults (`default_rule_params`) that were chosen
 for these adapters, not for the rule in isolation; a saved adapter records the effective
@@ -28,7 +31,7 @@ from typing import Any
 from plastic.errors import ConfigError
 
 ADAPTER_FORMAT_VERSION = 1
-KINDS = ("readout", "residual")
+KINDS = ("readout", "residual", "memory")
 
 # Chosen by teach-and-probe runs on a trained tiny backbone (see `readout`): fast traces pair
 # a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
@@ -80,11 +83,14 @@ _KIND_DEFAULTS = {
     # scale: readout gain in logits per unit weight; residual output current scale
     "readout": {"scale": 14.0, "target_sites": ("readout",)},
     "residual": {"scale": 0.02, "target_sites": None},  # None: the last block's ffn
+    "memory": {"scale": 1.0, "target_sites": ("readout",)},  # scale unused
 }
 
 
 def default_rule_params(kind: str, rule: str) -> dict[str, Any]:
     """The rule parameters an adapter of `kind` uses unless its config overrides them."""
+    if kind == "memory":
+        return {}  # detector_stdp's own defaults were chosen for the memory
     table = _READOUT_RULES if kind == "readout" else _RESIDUAL_RULES
     return dict(table.get(rule, {}))
 
@@ -126,6 +132,7 @@ class AdapterConfig:
     reward_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     learn_on_generated: bool = True  # step the rule on the model's own tokens (eligibility)
     seed: int = 0
+    kind_params: Mapping[str, Any] = field(default_factory=dict)  # the kind's own settings
 
     def __post_init__(self) -> None:
         if isinstance(self.target_sites, list):
@@ -135,6 +142,7 @@ class AdapterConfig:
         elif isinstance(self.reward, list):
             object.__setattr__(self, "reward", tuple(self.reward))
         object.__setattr__(self, "rule_params", dict(self.rule_params))
+        object.__setattr__(self, "kind_params", dict(self.kind_params))
         object.__setattr__(
             self, "reward_params", {k: dict(v) for k, v in dict(self.reward_params).items()}
         )
@@ -150,6 +158,10 @@ class AdapterConfig:
             raise ConfigError("target_sites is an empty list: it would match no site")
         if not isinstance(self.rule, str) or not self.rule:
             raise ConfigError("rule must be a rule name (see `plastic rules`)")
+        if (self.kind == "memory") != (self.rule == "detector_stdp"):
+            raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+        if self.kind_params and self.kind != "memory":
+            raise ConfigError(f"kind_params are for the memory kind, not {self.kind!r}")
         if self.backend not in ("numba", "torch"):
             raise ConfigError(f"backend must be 'numba' or 'torch', got {self.backend!r}")
         if int(self.size) != self.size or self.size < 1:
@@ -243,6 +255,19 @@ class AdapterConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def memory_adapter_config(**changes: Any) -> AdapterConfig:
+    """The chat's default adapter: the context memory (see `plastic.plasticity.memory`),
+    crediting /good and /bad; `changes` override AdapterConfig fields."""
+    values: dict[str, Any] = {
+        "kind": "memory",
+        "rule": "detector_stdp",
+        "reward": ("feedback",),
+        "learn_on_generated": False,
+    }
+    values.update(changes)
+    return AdapterConfig(**values)
 
 
 @dataclass(frozen=True)

@@ -283,19 +283,35 @@ class PlasticModel(nn.Module):
                 self._enter(ids[0], stream.last_logits)
             out = self.base_model(tokens, state)
             readouts = [layer for a in active for layer in a.readout_layers]
-            if not readouts and not live:
+            chunked = _chunk_readers(active)
+            if not readouts and not chunked and not live:
                 return out
             logits = out.logits
             if logits.requires_grad:
                 logits = logits.detach().clone()
             view = logits.numpy() if logits.device.type == "cpu" else logits.cpu().numpy()
             rows = [ids] if live else tokens.tolist()
+            self._read_chunks(chunked, rows, view, live)
             self._readout_positions(readouts, rows, view, live)
             if logits.device.type != "cpu":
                 logits = torch.from_numpy(view).to(logits.device)
             return LMOutput(logits, out.state, out.rates)
         finally:
             stream.live = stream.learn_now = False
+
+    def _read_chunks(
+        self, layers: list[Any], rows: list[list[int]], view: np.ndarray, live: bool
+    ) -> None:
+        """Layers that read whole chunks (the memory) rewrite the logits `view` [B, S, V] in
+        one call per batch row, learning as they go (observed text only)."""
+        if not layers:
+            return
+        stream = self.stream
+        learn = live and stream.learn_now and stream.phase == OBSERVE
+        generating = live and stream.phase == GENERATE
+        for layer in layers:
+            for b, row in enumerate(rows):
+                layer.read(b, row, view[b], live, learn, generating)
 
     def _readout_positions(
         self, readouts: list[ReadoutLayer], rows: list[list[int]], view: np.ndarray, live: bool
@@ -328,7 +344,7 @@ class PlasticModel(nn.Module):
         stream can be read once by the backbone and replayed under many adapters.
         """
         active = self.active_adapters()
-        if any(not isinstance(layer, ReadoutLayer) for a in active for layer in a.layers.values()):
+        if any(isinstance(layer, ResidualLayer) for a in active for layer in a.layers.values()):
             raise ConfigError("replay needs readout adapters only (residual ones feed back)")
         if not active:
             self._break_stream()
@@ -343,6 +359,7 @@ class PlasticModel(nn.Module):
                     layer.record(spikes[layer.site.name])
                 if live:
                     self._enter(ids[0], stream.last_logits)
+                self._read_chunks(_chunk_readers(active), [ids], logits, live)
                 self._readout_positions(readouts, [ids], logits, live)
         finally:
             stream.live = stream.learn_now = False
@@ -460,6 +477,16 @@ class PlasticModel(nn.Module):
 
             self._engine = LearningEngine(self)
         return self._engine
+
+
+def _chunk_readers(adapters: list[Adapter]) -> list[Any]:
+    """The layers of `adapters` that read whole chunks in one call (`reads_chunks`)."""
+    return [
+        layer
+        for adapter in adapters
+        for layer in adapter.layers.values()
+        if getattr(layer, "reads_chunks", False)
+    ]
 
 
 def attach(

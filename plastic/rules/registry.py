@@ -27,6 +27,8 @@ BUILTIN_RULES: dict[str, str] = {
     "stdp": "plastic.rules.stdp",
     "rstdp": "plastic.rules.rstdp",
     "hebb": "plastic.rules.hebb",
+    "detector_stdp": "plastic.rules.detector_stdp",
+    "delta_mixer": "plastic.rules.delta_mixer",
 }
 RULES: PluginRegistry[LearningRule] = PluginRegistry(
     "learning rule", ENTRY_POINT_GROUP, BUILTIN_RULES, protocol_problems, RuleError

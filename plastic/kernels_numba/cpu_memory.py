@@ -1,0 +1,302 @@
+"""Fused CPU kernels of the context memory: one compiled call reads a whole chunk.
+
+Per position s of a chunk (token ids[s], the backbone's logits row [V] for it), in order:
+
+1. learn   - the pending prediction of position s - 1 meets its byte y = ids[s]: the
+             gate's running advantage moves (always: it belongs to the text); when learning,
+             every detector that was active steps its synapses toward y (`detector_step`),
+             the mixer takes its delta-rule step and the gate's signature moves;
+2. shift   - y enters the delay line (a token id >= 256 empties it: a stream boundary);
+3. predict - the detectors of the delay line's last k bytes (k in `orders`) are looked up;
+             each one present refines the chain p_k = e p_(k-1) + (1 - e) w_k from the
+             backbone's p_0 up (Witten-Bell escape e); the mixer, its weight set chosen by
+             the longest order present and its confidence, mixes log p_0..p_K geometrically
+             into q; the gate g mixes q with the backbone; the logits row is overwritten
+             with the log of that prediction (special tokens keep the backbone's mass).
+
+Event-driven: the work per byte grows with the number of orders, not with the number of
+detectors; a detector that never fired has no synapses. Capacity is checked before each
+position: the kernel stops early (returns s) when a position could overflow the tables,
+the caller grows them and calls again from there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, uint64
+
+from plastic.kernels_numba.memory_layout import N_BYTES
+from plastic.kernels_numba.memory_math import (
+    HASH_SEED,
+    detector_key,
+    escape_weight,
+    extend_hash,
+    metaplastic_rate,
+    step_synapse_list,
+)
+
+LOG_FLOOR = 1e-12  # probabilities below this count as this in the mixer's inputs
+EMPTY = uint64(0)
+
+
+@njit(cache=True)
+def find_slot(keys, key):
+    """The slot holding `key`, or the empty slot where it would go (linear probing)."""
+    mask = uint64(keys.shape[0] - 1)
+    idx = key & mask
+    while keys[idx] != EMPTY and keys[idx] != key:
+        idx = (idx + uint64(1)) & mask
+    return idx
+
+
+@njit(cache=True)
+def fill_table(keys, ids, det_key, n_det):
+    """Insert the first `n_det` detector keys into an empty table."""
+    for d in range(n_det):
+        slot = find_slot(keys, det_key[d])
+        keys[slot] = det_key[d]
+        ids[slot] = d
+
+
+@njit(cache=True)
+def detector_of(tables, key, create):
+    """The detector id of `key`; -1 if absent and not `create`d."""
+    slot = find_slot(tables.table_keys, key)
+    if tables.table_keys[slot] == key:
+        return tables.table_ids[slot]
+    if not create:
+        return -1
+    d = tables.sizes[0]
+    tables.sizes[0] = d + 1
+    tables.table_keys[slot] = key
+    tables.table_ids[slot] = d
+    tables.det_key[d] = key
+    return d
+
+
+@njit(cache=True)
+def detector_step(tables, d, target, decay, modulation):
+    """Soft-bounded STDP of detector d's synapses toward byte `target`, at the metaplastic
+    rate times `modulation` (1 for observed text; a reward's sign and size for feedback).
+    A missing synapse to `target` grows on potentiation."""
+    rate, trace = metaplastic_rate(tables.det_trace[d], decay)
+    rate *= modulation
+    if rate < 0.0:  # depression only: step away from target, never below 0
+        rate = -rate
+        p = tables.det_head[d]
+        while p >= 0:
+            if tables.syn_post[p] == target:
+                tables.syn_weight[p] -= np.float32(rate) * tables.syn_weight[p]
+            p = tables.syn_next[p]
+        return
+    found = step_synapse_list(
+        tables.det_head[d], target, rate, tables.syn_post, tables.syn_weight, tables.syn_next
+    )
+    if not found:
+        p = tables.sizes[1]
+        tables.sizes[1] = p + 1
+        tables.syn_post[p] = target
+        tables.syn_weight[p] = np.float32(rate)
+        tables.syn_next[p] = tables.det_head[d]
+        tables.det_head[d] = p
+        tables.det_fanout[d] += 1
+    tables.det_trace[d] = np.float32(trace + modulation)
+
+
+@njit(cache=True)
+def mixer_step(mixer, active, logs, expect, target, rate):
+    """Delta rule of the mixing synapses of set `active` (`plastic.rules.delta_mixer`)."""
+    for i in range(logs.shape[0]):
+        mixer[active, i] += rate * (logs[i, target] - expect[i])
+
+
+@njit(cache=True)
+def learn_pending(tables, reading, params, y, teacher, learn):
+    """Step 1 of the module docstring for the pending prediction and its byte y; the
+    mixer's teaching signal is byte `teacher` (y itself but in `bench adapt`'s sham)."""
+    if reading.meta[1] == 0:
+        return
+    reading.meta[1] = 0
+    if y >= N_BYTES:
+        return
+    q = reading.pending_mix[y]
+    pb = reading.pending_backbone[y]
+    advantage = math.log2(max(q, 1e-300)) - math.log2(max(pb, 1e-300))
+    reading.gate[0] += (advantage - reading.gate[0]) / params.gate_tau
+    if not learn:
+        return
+    sig = tables.signature
+    sig[0] += (advantage - sig[0]) / params.signature_tau
+    sig[1] += (1.0 - sig[1]) / params.signature_tau
+    if teacher < N_BYTES:
+        mixer_step(
+            tables.mixer,
+            reading.meta[2],
+            reading.pending_logs,
+            reading.pending_expect,
+            teacher,
+            params.mixer_rate,
+        )
+    for j in range(reading.pending_keys.shape[0]):
+        key = reading.pending_keys[j]
+        if key == EMPTY:
+            break
+        d = detector_of(tables, key, True)
+        detector_step(tables, d, y, params.decay, 1.0)
+
+
+@njit(cache=True)
+def shift_history(reading, token):
+    """Step 2: `token` enters the delay line (an id >= 256 empties it)."""
+    history = reading.history
+    if token >= N_BYTES:
+        reading.meta[0] = 0
+        return
+    for i in range(history.shape[0] - 1, 0, -1):
+        history[i] = history[i - 1]
+    history[0] = token
+    reading.meta[0] = min(reading.meta[0] + 1, history.shape[0])
+
+
+@njit(cache=True)
+def predict(tables, reading, params, row, p_full):
+    """Step 3 for one logits row [V] (overwritten); `p_full` [V] is scratch."""
+    v = row.shape[0]
+    top = -1e30
+    for b in range(v):
+        top = max(top, row[b])
+    total = 0.0
+    for b in range(v):
+        p_full[b] = math.exp(row[b] - top)
+        total += p_full[b]
+    special = 0.0
+    for b in range(N_BYTES, v):
+        p_full[b] /= total
+        special += p_full[b]
+    byte_mass = 0.0
+    for b in range(N_BYTES):
+        p_full[b] /= total
+        byte_mass += p_full[b]
+    pb = reading.pending_backbone
+    logs = reading.pending_logs
+    for b in range(N_BYTES):
+        pb[b] = p_full[b] / byte_mass
+        logs[0, b] = math.log(max(pb[b], LOG_FLOOR))
+    # the chain from the backbone up through the detectors present
+    orders = params.orders
+    k_max = orders.shape[0]
+    chain = reading.pending_mix  # scratch until the mixture is written into it
+    for b in range(N_BYTES):
+        chain[b] = pb[b]
+    known = reading.meta[0]
+    h = uint64(HASH_SEED)
+    depth = 0
+    longest = -1
+    confidence = 0.0
+    for j in range(k_max):
+        order = orders[j]
+        key = EMPTY
+        d = -1
+        if order <= known:
+            while depth < order:
+                h = extend_hash(h, reading.history[depth])
+                depth += 1
+            key = detector_key(h, order)
+            d = detector_of(tables, key, False)
+        reading.pending_keys[j] = key
+        if d >= 0 and tables.det_trace[d] > 0:
+            e = escape_weight(tables.det_fanout[d], tables.det_trace[d], params.prior)
+            for b in range(N_BYTES):
+                chain[b] *= e
+            p = tables.det_head[d]
+            while p >= 0:
+                chain[tables.syn_post[p]] += (1.0 - e) * tables.syn_weight[p]
+                p = tables.syn_next[p]
+            for b in range(N_BYTES):
+                logs[j + 1, b] = math.log(max(chain[b], LOG_FLOOR))
+            longest = j
+            confidence = 1.0 - e
+        else:
+            for b in range(N_BYTES):
+                logs[j + 1, b] = logs[j, b]
+    buckets = params.confidence_buckets
+    bucket = (longest + 1) * buckets + min(int(confidence * buckets), buckets - 1)
+    weights = tables.mixer[bucket]
+    q = chain
+    top = -1e300
+    for b in range(N_BYTES):
+        z = 0.0
+        for i in range(k_max + 1):
+            z += weights[i] * logs[i, b]
+        q[b] = z
+        top = max(top, z)
+    total = 0.0
+    for b in range(N_BYTES):
+        q[b] = math.exp(q[b] - top)
+        total += q[b]
+    expect = reading.pending_expect
+    for i in range(k_max + 1):
+        expect[i] = 0.0
+    for b in range(N_BYTES):
+        q[b] /= total
+        for i in range(k_max + 1):
+            expect[i] += q[b] * logs[i, b]
+    g = 1.0 / (1.0 + math.exp(-reading.gate[0] / params.gate_scale))
+    for b in range(N_BYTES):
+        p = (1.0 - g) * pb[b] + g * q[b]
+        row[b] = math.log(max(p * byte_mass, 1e-30))
+    for b in range(N_BYTES, v):
+        row[b] = math.log(max(p_full[b], 1e-30))
+    reading.meta[1] = 1
+    reading.meta[2] = bucket
+
+
+@njit(cache=True)
+def read_chunk(tables, reading, params, ids, teachers, logits, learn):
+    """Steps 1-3 for every position of `ids` [S] / `logits` [S, V] (rows overwritten);
+    `teachers` [S]: the mixer's teaching byte at each position (normally `ids`).
+
+    Returns the number of positions done: less than S when the tables could overflow at
+    the next one (grow them and call again with the rest).
+    """
+    k_max = params.orders.shape[0]
+    p_full = np.empty(logits.shape[1], np.float64)
+    for s in range(ids.shape[0]):
+        if learn and (
+            tables.sizes[0] + k_max > tables.det_key.shape[0]
+            or tables.sizes[1] + k_max > tables.syn_post.shape[0]
+        ):
+            return s
+        learn_pending(tables, reading, params, ids[s], teachers[s], learn)
+        shift_history(reading, ids[s])
+        predict(tables, reading, params, logits[s], p_full)
+    return ids.shape[0]
+
+
+@njit(cache=True)
+def credit_bytes(tables, orders, decay, context, known, data, modulation):
+    """Distal reward: step the detectors of every byte of `data` (read after the delay line
+    `context` [max order] of `known` bytes, latest first) toward that byte with
+    `modulation` (+: LTP, -: LTD). The tables must have room for len(data) * K more
+    detectors and synapses."""
+    history = context.copy()
+    for t in range(data.shape[0]):
+        y = data[t]
+        h = uint64(HASH_SEED)
+        depth = 0
+        for j in range(orders.shape[0]):
+            order = orders[j]
+            if order > known:
+                break
+            while depth < order:
+                h = extend_hash(h, history[depth])
+                depth += 1
+            d = detector_of(tables, detector_key(h, order), modulation > 0)
+            if d >= 0:
+                detector_step(tables, d, y, decay, modulation)
+        for i in range(history.shape[0] - 1, 0, -1):
+            history[i] = history[i - 1]
+        history[0] = y
+        known = min(known + 1, history.shape[0])
