@@ -44,24 +44,25 @@ def chat_cmd(
         bool,
         typer.Option(
             "--learn/--no-learn",
-            help="Plastic adapters learn from the conversation (user turns: surprise; "
-            "/good, /bad: the last reply).",
+            help="A plastic context memory learns from the conversation (your turns; "
+            "/good, /bad credit the last reply).",
         ),
     ] = False,
     rule: Annotated[
         str | None,
         typer.Option(
             "--rule",
-            help="Learning rule of a new adapter (see `plastic rules`).",
-            show_default="rstdp",
+            help="Learning rule of a new adapter: detector_stdp (the context memory) or a "
+            "readout adapter's rule (rstdp, stdp, hebb; see `plastic rules`).",
+            show_default="detector_stdp",
         ),
     ] = None,
     reward: Annotated[
         str | None,
         typer.Option(
             "--reward",
-            help="Reward sources of a new adapter, comma-separated.",
-            show_default="surprise,feedback",
+            help="Reward sources of a new adapter, comma-separated (memory: feedback only).",
+            show_default="feedback (readout: surprise,feedback)",
         ),
     ] = None,
     adapter: Annotated[

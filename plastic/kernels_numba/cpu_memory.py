@@ -124,7 +124,8 @@ def learn_pending(tables, reading, params, y, teacher, learn):
     q = reading.pending_mix[y]
     pb = reading.pending_backbone[y]
     advantage = math.log2(max(q, 1e-300)) - math.log2(max(pb, 1e-300))
-    reading.gate[0] += (advantage - reading.gate[0]) / params.gate_tau
+    gate = reading.gate[0] + (advantage - reading.gate[0]) / params.gate_tau
+    reading.gate[0] = min(max(gate, -params.gate_clip), params.gate_clip)
     if not learn:
         return
     sig = tables.signature

@@ -25,6 +25,7 @@ class MemoryParams(NamedTuple):
     confidence_buckets: int  # mixer weight sets per longest order
     gate_tau: float  # bytes the gate's running advantage averages over
     gate_scale: float  # bits of advantage that open the gate by e (logistic)
+    gate_clip: float  # the running advantage stays within +-this (bits)
     signature_tau: float  # learnt bytes the gate's signature averages over
 
 

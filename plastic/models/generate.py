@@ -27,6 +27,7 @@ from plastic.models.spiking_lm import LMOutput, LMState, SpikingLM
 from plastic.models.tokenizer import BOS, EOS, PAD, SEP, ByteTokenizer
 
 TURN_SEPARATOR = b"\n\n"  # ends a user turn and, when generated, a reply
+NEWLINE = ord("\n")
 DEFAULT_PREFILL_CHUNK = 1024
 _NEVER_SAMPLED = (BOS, PAD, SEP)  # specials that make no sense inside a reply
 _WHITESPACE = frozenset(b" \t\r\n")
@@ -39,6 +40,11 @@ def format_turn(text: str | bytes) -> bytes:
     """The bytes fed for one user turn: the text (raw bytes kept as they are) + a blank line."""
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     return data.rstrip(b"\r\n") + TURN_SEPARATOR
+
+
+def stop_at_line_end(tokens: Sequence[int]) -> str | None:
+    """Stop at the end of the line being continued (a completion, not a reply)."""
+    return "line_end" if tokens and tokens[-1] == NEWLINE else None
 
 
 def stop_at_blank_line(tokens: Sequence[int]) -> str | None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
-from plastic.plasticity.config import AdapterConfig, GuardConfig
+from plastic.plasticity.config import AdapterConfig, GuardConfig, memory_adapter_config
 from plastic.plasticity.engine import TurnReport
 from plastic.plasticity.model import PlasticModel
 
@@ -47,7 +47,8 @@ def build_plastic_model(
 ) -> PlasticModel:
     """The model `plastic chat --learn` runs: `--adapter DIR` resumes a saved adapter
     (whose rule and rewards must then agree with `--rule`/`--reward` if those are given);
-    otherwise a fresh readout adapter with the given rule and reward sources."""
+    otherwise a fresh adapter: the context memory (rule detector_stdp, the default), or a
+    readout adapter for another rule, with the given reward sources."""
     if adapter_dir is not None:
         model = PlasticModel.from_pretrained(backbone, adapter_dir, guards=guards)
         for adapter in model.adapters.values():
@@ -62,10 +63,15 @@ def build_plastic_model(
                     f"{','.join(adapter.config.reward)}; leave --reward out to resume it"
                 )
         return model
-    config = AdapterConfig(
-        rule=rule or "rstdp",
-        reward=tuple(_names(reward)) if reward is not None else AdapterConfig().reward,
-    )
+    if rule is None or rule == "detector_stdp":
+        memory = memory_adapter_config()
+        rewards = tuple(_names(reward)) if reward is not None else memory.reward
+        config = memory_adapter_config(reward=rewards)
+    else:
+        config = AdapterConfig(
+            rule=rule,
+            reward=tuple(_names(reward)) if reward is not None else AdapterConfig().reward,
+        )
     model = PlasticModel(backbone, guards=guards)
     model.add_adapter("default", config)
     return model

@@ -160,8 +160,16 @@ class AdapterConfig:
             raise ConfigError("rule must be a rule name (see `plastic rules`)")
         if (self.kind == "memory") != (self.rule == "detector_stdp"):
             raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+        if self.kind == "memory" and not set(self.reward) <= {"feedback"}:
+            raise ConfigError(
+                "the memory learns from the text itself; its only reward source is feedback"
+            )
         if self.kind_params and self.kind != "memory":
             raise ConfigError(f"kind_params are for the memory kind, not {self.kind!r}")
+        if self.kind == "memory":
+            from plastic.plasticity.memory import MemoryConfig  # memory imports this module
+
+            MemoryConfig.from_dict(self.kind_params)
         if self.backend not in ("numba", "torch"):
             raise ConfigError(f"backend must be 'numba' or 'torch', got {self.backend!r}")
         if int(self.size) != self.size or self.size < 1:

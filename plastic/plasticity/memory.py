@@ -69,6 +69,7 @@ class MemoryConfig:
     init_top: float = 0.8
     gate_tau: float = 50.0
     gate_scale: float = 0.05
+    gate_clip: float = 0.2
     signature_tau: float = 2000.0
     initial_detectors: int = 4096
     initial_synapses: int = 8192
@@ -97,8 +98,10 @@ class MemoryConfig:
             value = getattr(self, name)
             if not (_number(value) and value >= 1):
                 raise ConfigError(f"{name} must be >= 1 byte, got {value!r}")
-        if not (_number(self.gate_scale) and self.gate_scale > 0):
-            raise ConfigError(f"gate_scale must be > 0 bits, got {self.gate_scale!r}")
+        for name in ("gate_scale", "gate_clip"):
+            value = getattr(self, name)
+            if not (_number(value) and value > 0):
+                raise ConfigError(f"{name} must be > 0 bits, got {value!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemoryConfig:
@@ -352,6 +355,7 @@ class MemoryLayer:
             int(s.confidence_buckets),
             float(s.gate_tau),
             float(s.gate_scale),
+            float(s.gate_clip),
             float(s.signature_tau),
         )
         self.synapses = MemorySynapses(self)
@@ -383,7 +387,8 @@ class MemoryLayer:
         reading.history[:] = 0
         reading.meta[:] = 0
         signature = self.synapses.tables.signature
-        reading.gate[0] = signature[0] / signature[1] if signature[1] > 0 else 0.0
+        start = signature[0] / signature[1] if signature[1] > 0 else 0.0
+        reading.gate[0] = min(max(start, -self.params.gate_clip), self.params.gate_clip)
 
     @property
     def tables(self) -> MemoryTables:

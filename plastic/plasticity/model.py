@@ -382,7 +382,7 @@ class PlasticModel(nn.Module):
             out = layer.forward(spikes.detach().cpu().numpy(), stream.live, learn)
             return torch.from_numpy(out).to(spikes.device)
 
-        return readout_hook if isinstance(layer, ReadoutLayer) else residual_hook
+        return residual_hook if isinstance(layer, ResidualLayer) else readout_hook
 
     def _enter(self, token: int, prev_logits: np.ndarray) -> None:
         """Token `token` arrives in the live stream: learn from it (steps 1-2)."""

@@ -123,6 +123,13 @@ class SlashCommands:
         lines.append(f"position {stats['position']} tokens since the last reset")
         return CommandResult("\n".join(lines), stats)
 
+    def cmd_complete(self, args: str) -> CommandResult:
+        """Continue TEXT as it stands, to the end of its line: /complete The capital of X is"""
+        if not args:
+            return CommandResult("usage: /complete TEXT (the model continues TEXT)", ok=False)
+        turn = self.session.turn(args.encode("utf-8"), complete=True)
+        return CommandResult("", {"completion": turn.reply})
+
     def cmd_quit(self, args: str) -> CommandResult:
         """Leave the chat (Ctrl-D does the same)."""
         self.session.quit_requested = True

@@ -37,6 +37,7 @@ from plastic.models.generate import (
     StopCondition,
     format_turn,
     stop_at_blank_line,
+    stop_at_line_end,
 )
 
 USER_ECHO_CHARS = 1000  # longer user lines are shortened in reports (the model gets all)
@@ -142,12 +143,17 @@ class ChatSession:
             raw = raw[len(PREFIX) :]
         return self.turn(raw)
 
-    def turn(self, user: bytes) -> TurnResult:
-        """Feed one user turn, stream the reply, report it; Ctrl-C ends it early."""
+    def turn(self, user: bytes, *, complete: bool = False) -> TurnResult:
+        """Feed one user turn, stream the reply, report it; Ctrl-C ends it early.
+
+        `complete`: the text is continued as it stands (no turn break; `/complete`), and
+        the continuation stops at the end of its line.
+        """
         conv = self.conversation
         text = user.decode("utf-8", errors="replace")
         self.renderer.user(shorten(text))
-        data = format_turn(user)
+        data = bytes(user) if complete else format_turn(user)
+        stop = stop_at_line_end if complete else self.options.stop
         start, gen, feed_s = conv.position, None, 0.0
         rates_before = dict(conv.rates.sums), conv.rates.tokens
         learner = self.learner
@@ -155,9 +161,7 @@ class ChatSession:
             learner.begin_turn()
         try:
             feed_s = self._feed(data)
-            gen = conv.generate(
-                self.options.max_new_tokens, self.options.sampling, stop=self.options.stop
-            )
+            gen = conv.generate(self.options.max_new_tokens, self.options.sampling, stop=stop)
             with learner.generating() if learner is not None else nullcontext():
                 self._stream(gen)
         except KeyboardInterrupt:
@@ -243,7 +247,7 @@ class ChatSession:
             "tokens_per_s": turn.tokens_per_s,
             "sparsity": turn.sparsity,
         }
-        if turn.stop not in ("blank_line", "eos"):
+        if turn.stop not in ("blank_line", "line_end", "eos"):
             fields["stop"] = turn.stop
         for provider in self.status_fields:
             fields.update(provider(turn))
