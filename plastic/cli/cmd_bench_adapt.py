@@ -59,7 +59,7 @@ def bench_adapt_cmd(
         Path | None,
         typer.Option(
             "--adapter-config",
-            help="adapter_config.json of the memory (or the readout system) instead of the default.",
+            help="adapter_config.json of the memory (or of the readout system).",
         ),
     ] = None,
     forget: Annotated[

@@ -50,7 +50,7 @@ def detectors_step_cuda(
     n_syn = cuda.to_device(tables.sizes[1:2].copy())
     blocks = max(1, (len(detectors) + THREADS - 1) // THREADS)
     _detectors_step[blocks, THREADS](
-        cuda.to_device(np.asarray(detectors, np.int64)),
+        cuda.to_device(np.ascontiguousarray(detectors, np.int64)),
         np.uint8(target),
         np.float64(decay),
         *(device[name] for name in names),

@@ -107,3 +107,35 @@ def test_cuda_backend_rejects_host_weights() -> None:
     state = rule.init_state(2, 2, params, backend="cuda")
     with pytest.raises(RuleError, match="GPU"):
         rule.step(np.ones(2), np.ones(2), np.zeros((2, 2), np.float32), state, params)
+
+
+def test_memory_detector_step_matches_the_cpu() -> None:
+    """The context memory's learning step: CUDA (one thread per detector) == CPU."""
+    from plastic.kernels_numba.cpu_memory import detector_step, read_chunk
+    from plastic.kernels_numba.cuda_memory import detectors_step_cuda
+    from plastic.kernels_numba.memory_layout import MemoryParams, new_reading, new_tables
+
+    params = MemoryParams(np.array([1, 2, 3], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2, 50.0)
+    text = np.frombuffer(b"abracadabra, abracadabra! cadabra", np.uint8).astype(np.int64)
+    cpu = new_tables(params, 256, 512, 0.8)
+    read_chunk(
+        cpu, new_reading(params), params, text, text, np.zeros((len(text), 260), np.float32), True
+    )
+    gpu = type(cpu)(*(a.copy() for a in cpu))
+    detectors = np.arange(int(cpu.sizes[0]), dtype=np.int64)[::2]
+    for d in detectors:
+        detector_step(cpu, d, 97, params.decay, 1.0)
+    detectors_step_cuda(gpu, detectors, 97, params.decay)
+
+    def synapses(tables, d):
+        out, p = {}, tables.det_head[d]
+        while p >= 0:
+            out[int(tables.syn_post[p])] = float(tables.syn_weight[p])
+            p = tables.syn_next[p]
+        return out
+
+    assert int(gpu.sizes[1]) == int(cpu.sizes[1])
+    for d in range(int(cpu.sizes[0])):
+        assert synapses(gpu, d) == synapses(cpu, d)
+    np.testing.assert_array_equal(gpu.det_trace, cpu.det_trace)
+    np.testing.assert_array_equal(gpu.det_fanout, cpu.det_fanout)
