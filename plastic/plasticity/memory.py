@@ -151,6 +151,13 @@ class MemorySynapses:
         self.observers: list[Any] = []
 
     # -- the weights as the engine sees them ----------------------------------------------
+    w_min, w_max = 0.0, 1.0  # synapse bounds (soft: the rule never leaves them); mixer unbounded
+
+    @property
+    def initial(self) -> np.ndarray:
+        """The weights of a fresh memory: no synapses, the mixer's initial trust."""
+        return self.memory.fresh_tables().mixer.ravel().copy()
+
     @property
     def weights(self) -> np.ndarray:
         n_syn = int(self.tables.sizes[1])

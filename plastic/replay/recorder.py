@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plastic import __version__
-from plastic.errors import TraceError
+from plastic.errors import ConfigError, TraceError
 from plastic.plasticity.observers import LearningObserver, SynapseObserver
 from plastic.replay import schema as S
 from plastic.replay.store import (
@@ -533,6 +533,11 @@ def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
     specs = []
     for name, adapter in model.adapters.items():
         for site, layer in adapter.layers.items():
+            if layer.weights.ndim != 2:
+                raise ConfigError(
+                    f"adapter {name!r} ({layer.kind}) is not recorded yet: traces cover "
+                    "readout and residual adapters (e.g. --rule rstdp)"
+                )
             n_pre, n_post = layer.weights.shape
             t = layer.pre.shape[0]
             specs.append(S.SiteSpec(len(specs), name, site, layer.kind, n_pre, n_post, t))

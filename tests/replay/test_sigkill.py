@@ -25,7 +25,8 @@ LONG = (FACT + " ") * 5  # > 256 tokens: raster chunks reach the disk in the mid
 def chat_process(model_dir: Path, store: Path, script: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
     argv = [sys.executable, "-m", "plastic.cli.main", "chat", "--model", str(model_dir)]
-    argv += ["--learn", "--record", str(store), "--script", str(script), "--json", "--seed", "0"]
+    argv += ["--learn", "--rule", "rstdp", "--record", str(store), "--script", str(script)]
+    argv += ["--json", "--seed", "0"]
     argv += ["--max-new-tokens", "24"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 

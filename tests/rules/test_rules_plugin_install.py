@@ -154,7 +154,7 @@ def test_plastic_rules_lists_the_plugin(installed_plugin: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     listed = {info["name"]: info for info in json.loads(result.stdout)}
-    assert sorted(listed) == ["hebb", "rstdp", "stdp", "toyhebb"]
+    assert sorted(listed) == ["delta_mixer", "detector_stdp", "hebb", "rstdp", "stdp", "toyhebb"]
     assert listed["toyhebb"]["origin"] == "plastic-toy-rule 0.0.1"
     assert listed["toyhebb"]["params"][0] == {
         "name": "rate",
@@ -169,4 +169,4 @@ def test_autoload_can_be_turned_off(installed_plugin: Path) -> None:
     env = _env(installed_plugin, PLASTIC_DISABLE_PLUGIN_AUTOLOAD="1")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    assert [info["name"] for info in json.loads(result.stdout)] == ["hebb", "rstdp", "stdp"]
+    assert [info["name"] for info in json.loads(result.stdout)] == ["delta_mixer", "detector_stdp", "hebb", "rstdp", "stdp"]

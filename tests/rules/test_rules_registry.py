@@ -122,7 +122,7 @@ def test_broken_plugins_warn_in_listings_and_fail_on_use(fake_plugins) -> None:
     with pytest.warns(PluginWarning) as caught:
         loaded = registry.load_all()
     names = [source.name for source, _ in loaded]
-    assert names == ["hebb", "rstdp", "stdp"]
+    assert names == ["delta_mixer", "detector_stdp", "hebb", "rstdp", "stdp"]
     messages = " ".join(str(w.message) for w in caught)
     assert "missing" in messages and "wrong" in messages
     with pytest.raises(RuleError, match="failed to import"):
@@ -145,4 +145,4 @@ def test_environment_variable_disables_autoload(fake_plugins, monkeypatch) -> No
     monkeypatch.setenv(registry.DISABLE_AUTOLOAD_ENV, "1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert sorted(rule_sources()) == ["hebb", "rstdp", "stdp"]
+        assert sorted(rule_sources()) == ["delta_mixer", "detector_stdp", "hebb", "rstdp", "stdp"]
