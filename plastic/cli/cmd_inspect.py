@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from plastic.cli.app import app
+from plastic.cli.app import app, json_line
 from plastic.errors import ConfigError
 
 PLOT_HINT = "--plot needs matplotlib: pip install 'plastic-snn[plot]'"
@@ -59,7 +58,7 @@ def inspect_cmd(
         plot_report(reader, sites, report, plot)
         report["plot"] = str(plot)
     if json_out:
-        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.write(json_line(report))
         return
     _print(report)
 

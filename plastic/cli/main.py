@@ -20,7 +20,9 @@ _err = Console(stderr=True, soft_wrap=True)
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a PlasticError prints one red line and exits 1, Ctrl-C exits 130."""
     try:
-        app_module.app(args=argv, standalone_mode=False)
+        # standalone_mode=False makes typer *return* the code of typer.Exit(n) and 130 for
+        # Ctrl-C instead of raising: that return value is the exit status.
+        code = app_module.app(args=argv, standalone_mode=False)
     except PlasticError as exc:
         if app_module.DEBUG["on"]:
             raise
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code != 0:
+        if code == 130:
+            _err.print("[yellow]interrupted[/yellow]")
+        sys.exit(code)
 
 
 if __name__ == "__main__":
