@@ -95,13 +95,16 @@ def train_cmd(
             )
             progress.update(task, completed=min(ev["progress"], 1.0), info=info)
         elif kind == "eval":
+            vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a (no --valid)"
             progress.console.print(
-                f"step {ev['step']}: valid {ev['valid_bpb']:.4f} bits/byte, "
+                f"step {ev['step']}: valid {vb} bits/byte, "
                 f"train {ev['train_bpb']:.4f}, sparsity {ev['sparsity']:.1%}, "
                 f"{ev['tokens_per_s']:.0f} tok/s"
             )
         elif kind == "interrupted":
             progress.console.print(f"interrupted at step {ev['step']}: checkpoint saved in {out}")
+        elif kind == "aborted":
+            progress.console.print(f"aborted mid-step: {out} holds the last periodic checkpoint")
         elif kind == "done":
             vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a"
             progress.console.print(
