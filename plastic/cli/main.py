@@ -12,7 +12,7 @@ from plastic.cli import app as app_module
 
 # Importing a command module registers its commands on `app_module.app`.
 from plastic.cli import commands  # noqa: F401  (registration side effect)
-from plastic.errors import PlasticError
+from plastic.errors import PlasticError, one_line
 
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> None:
         if app_module.DEBUG["on"]:
             raise
         _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
+        sys.exit(1)
+    except OSError as exc:  # a full disk, a permission, a vanished file: one line, exit 1
+        if app_module.DEBUG["on"]:
+            raise
+        _err.print(f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/yellow]")

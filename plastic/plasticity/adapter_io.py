@@ -86,6 +86,44 @@ def save_adapters(model: PlasticModel, directory: str | Path) -> list[Path]:
     return written
 
 
+def save_atomically(
+    model: PlasticModel, out: str | Path, *, overwrite: bool = False, hint: str = ""
+) -> list[Path]:
+    """Save every adapter into a temporary sibling of `out`, then rename it to `out`: an
+    interrupted or failed save (Ctrl-C, a full disk) leaves `out` as it was. An existing
+    `out` (a file, or a non-empty directory) is refused unless `overwrite`; `hint` ends
+    that refusal. Returns the folders written; OSError becomes a one-line CheckpointError."""
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        kind = "a directory that is not empty" if out.is_dir() else "a file"
+        raise CheckpointError(f"{out} already exists ({kind}); nothing written{hint}")
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        umask = os.umask(0o22)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # as a plain mkdir would (mkdtemp makes it private)
+        written = [out / p.relative_to(tmp) for p in save_adapters(model, tmp)]
+        old = None
+        if out.exists() or out.is_symlink():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        tmp = None
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    except OSError as exc:
+        raise CheckpointError(f"cannot save to {out}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
 def write_adapter(model: PlasticModel, adapter: Adapter, out: Path) -> None:
     """Write one adapter's config and arrays into `out` (created), atomically per file."""
     out.mkdir(parents=True, exist_ok=True)
