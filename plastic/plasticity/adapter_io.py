@@ -294,6 +294,7 @@ def load_adapter(
 def _fill_adapter(
     adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path
 ) -> None:
+    _check_learning_state(doc, arrays, path)
     if list(doc["sites"]) != adapter.sites:
         raise CheckpointError(
             f"{path}: saved for sites {doc['sites']}, but its config hits {adapter.sites} here"
@@ -331,6 +332,39 @@ def _fill_adapter(
         adapter.rng = rng_from_array(arrays["rng.pcg64"])
     adapter.counters = AdapterCounters.from_dict(dict(doc.get("counters") or {}))
     adapter.enabled = bool(doc.get("enabled", True))
+
+
+def _check_learning_state(doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> None:
+    """CheckpointError for learning state that would only fail later, mid-reply: non-finite
+    traces, eligibility or baselines, negative integer state, wrong-typed counters."""
+    for key, value in sorted(arrays.items()):
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+        if value.dtype.kind == "i" and value.size and value.min() < 0:
+            raise CheckpointError(f"{path}: {key} holds negative values")
+        if value.dtype.kind not in "fiub":
+            raise CheckpointError(f"{path}: {key} has unsupported dtype {value.dtype}")
+    rng = arrays.get("rng.pcg64")
+    if rng is not None and (rng.dtype != np.uint64 or rng.shape != (6,)):
+        raise CheckpointError(f"{path}: rng.pcg64 must be 6 uint64 numbers")
+    counters = doc.get("counters") or {}
+    if not isinstance(counters, dict):
+        raise CheckpointError(f"{path.parent / CONFIG_FILE}: counters must be an object")
+    for name, default in AdapterCounters().__dict__.items():
+        value = counters.get(name, default)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int) and not (number and value == int(value) and value >= 0):
+            raise CheckpointError(
+                f"{path.parent / CONFIG_FILE}: counter {name} must be a whole number >= 0, "
+                f"not {value!r}"
+            )
+        if isinstance(default, float) and not (number and np.isfinite(value)):
+            raise CheckpointError(
+                f"{path.parent / CONFIG_FILE}: counter {name} must be a finite number, "
+                f"not {value!r}"
+            )
+    if not isinstance(doc.get("enabled", True), bool):
+        raise CheckpointError(f"{path.parent / CONFIG_FILE}: enabled must be true or false")
 
 
 def _array(
