@@ -9,6 +9,7 @@ killed mid-turn reads as it was at its last finished turn.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def check_root(root: Any, path: Path | str) -> None:
     """Raise TraceError unless `root` is a trace store of a schema version we read."""
     attrs = dict(root.attrs)
     info = attrs.get("plastic_trace")
+    if attrs.get("plastic_trace_creating") and info is None:
+        raise TraceError(f"{path}: its creation was interrupted; it holds no recorded data")
     if not isinstance(info, dict) or info.get("schema") != SCHEMA_NAME:
         raise TraceError(f"{path} is a Zarr store but not a plastic trace store")
     version = info.get("version")
@@ -167,7 +170,9 @@ class TraceReader:
         arrays = rows = 0
         import zarr
 
-        members = self.root.members(max_depth=None)
+        with warnings.catch_warnings():  # the writer's lock file is not a Zarr node
+            warnings.simplefilter("ignore")
+            members = list(self.root.members(max_depth=None))
         for path, array in sorted((p, a) for p, a in members if isinstance(a, zarr.Array)):
             n = min(self.length(path), array.shape[0])
             block = max(array.chunks[0], 1) * 16

@@ -35,13 +35,15 @@ from plastic import __version__
 from plastic.errors import TraceError
 from plastic.plasticity.observers import LearningObserver, SynapseObserver
 from plastic.replay import schema as S
-from plastic.replay.lock import WriterLock, only_lock_file
+from plastic.replay.lock import LOCK_NAME, WriterLock, only_lock_file
 from plastic.replay.store import (
     StoreWriter,
+    clear_unfinished,
     create_store,
     ensure_state_arrays,
     open_existing,
     truncate_to_commit,
+    unfinished_creation,
 )
 
 if TYPE_CHECKING:
@@ -272,12 +274,15 @@ class TraceRecorder(LearningObserver):
         self, specs: list[S.SiteSpec], attrs: dict[str, Any], force: bool
     ) -> tuple[Any, dict[str, Any], int]:
         path = self.path
-        if path.exists() and not (path / "zarr.json").is_file() and not only_lock_file(path):
+        fresh = only_lock_file(path) or unfinished_creation(path)
+        if path.exists() and not (path / "zarr.json").is_file() and not fresh:
             kind = "directory" if path.is_dir() else "file"
             raise TraceError(f"{path} exists and is not a trace store ({kind}); not touched")
         path.mkdir(parents=True, exist_ok=True)
         self._lock = WriterLock(path)  # held until close(); a second writer is refused
         try:
+            if unfinished_creation(path):  # a start-up killed while creating it: start over
+                clear_unfinished(path, keep=LOCK_NAME)
             if (path / "zarr.json").is_file():
                 root = open_existing(path)
                 old = dict(root.attrs)

@@ -29,6 +29,8 @@ from plastic.replay.schema import (
     rule_state_dims,
 )
 
+CREATING = "plastic_trace_creating"
+
 
 def create_array(group: Any, path: str, tail: tuple[int, ...], spec: ArraySpec) -> Any:
     """An empty array [0, *tail] appended along axis 0, with its dimension names."""
@@ -59,8 +61,9 @@ def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) ->
     """A new, empty store at `path` with every fixed array (rule-state arrays come later)."""
     import zarr
 
-    # "a", not "w-": the directory already holds the writer's lock file (no zarr.json yet)
-    root = zarr.open_group(str(path), mode="a", zarr_format=3)
+    # "a", not "w-": the directory already holds the writer's lock file (no zarr.json yet).
+    # CREATING marks a store whose creation has not finished (a killed start-up).
+    root = zarr.open_group(str(path), mode="a", zarr_format=3, attributes={CREATING: True})
     for group, specs in GROUPS.items():
         for name, spec in specs.items():
             create_array(root, f"{group}/{name}", (), spec)
@@ -69,7 +72,7 @@ def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) ->
         sub.attrs.update(site.to_dict())
         for name, (tail, spec) in site.arrays().items():
             create_array(root, f"{site.group}/{name}", tail, spec)
-    root.attrs.update(
+    root.attrs.put(
         {
             "plastic_trace": {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION},
             **attrs,
@@ -79,6 +82,31 @@ def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) ->
         }
     )
     return root
+
+
+def unfinished_creation(path: Path) -> bool:
+    """Whether `path` is a store whose creation was killed before it finished (it holds
+    no recorded data: it may be removed and created again)."""
+    import json
+
+    try:
+        attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8")).get("attributes")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(attrs, dict) and attrs.get(CREATING) is True and "plastic_trace" not in attrs
+
+
+def clear_unfinished(path: Path, keep: str) -> None:
+    """Remove what a killed creation left in `path`, except the file named `keep`."""
+    import shutil
+
+    for entry in path.iterdir():
+        if entry.name == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def empty_commit(sites: list[SiteSpec]) -> dict[str, Any]:
