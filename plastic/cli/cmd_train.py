@@ -71,6 +71,7 @@ def train_cmd(
         compile=compile_,
         model_overrides=overrides,
     )
+    cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]train[/bold]"),

@@ -86,6 +86,9 @@ class TrainConfig:
             raise ConfigError("--minutes must be finite")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"--out {self.out} is a file; give a run directory")
+        for what, path in (("training", self.data), ("validation", self.valid)):
+            if path is not None:
+                _check_text_file(path, what)
         return self
 
 
@@ -94,12 +97,17 @@ def _option(name: str) -> str:
     return {"eval_every_s": "--eval-every"}.get(name, "--" + name.replace("_", "-"))
 
 
-def read_bytes(path: str | Path, what: str) -> bytes:
+def _check_text_file(path: str | Path, what: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{what} file {path} is a directory; give a text file")
     if not p.is_file():
         raise ConfigError(f"{what} file not found: {path}")
+
+
+def read_bytes(path: str | Path, what: str) -> bytes:
+    p = Path(path)
+    _check_text_file(p, what)
     try:
         data = p.read_bytes()
     except OSError as exc:

@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from plastic import __version__
-from plastic.errors import CheckpointError, ConfigError, PlasticError
+from plastic.errors import CheckpointError, ConfigError, PlasticError, one_line
 from plastic.plasticity.adapter import Adapter, AdapterCounters
 from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
 from plastic.plasticity.residual import ResidualLayer
@@ -116,8 +116,8 @@ def save_atomically(
         tmp = None
         if old is not None:
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-    except OSError as exc:
-        raise CheckpointError(f"cannot save to {out}: {exc.strerror or exc}") from None
+    except (OSError, SafetensorError) as exc:  # safetensors wraps its I/O errors
+        raise CheckpointError(f"cannot save to {out}: {one_line(exc)}") from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

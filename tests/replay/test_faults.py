@@ -292,7 +292,7 @@ def test_sigkill_at_random_points_never_damages_committed_data(pristine, tmp_pat
     argv = [sys.executable, "-m", "plastic.cli.main", "chat", "--model", str(pristine[1])]
     argv += ["--learn", "--record", str(store), "--script", str(script), "--json"]
     argv += ["--max-new-tokens", "8", "--seed", "0"]
-    for _ in range(3):
+    for _ in range(2):
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
         time.sleep(rng.uniform(1.0, 6.0))
         proc.send_signal(signal.SIGKILL)
@@ -304,3 +304,16 @@ def test_sigkill_at_random_points_never_damages_committed_data(pristine, tmp_pat
     reader = TraceReader(store)
     reader.check()
     assert reader.n_turns >= 4
+
+
+def test_full_disk_during_replay_out_is_one_line(store, pristine, tmp_path: Path) -> None:
+    """Files limited to 16 KiB (a disk that fills up): exit 1, one line, no partial --out."""
+    from tests.cli.test_chat_save import limited_run
+
+    out = tmp_path / "adapter"
+    argv = [sys.executable, "-m", "plastic.cli.main", "replay", str(store), "--out", str(out)]
+    done = limited_run([*argv, "--model", str(pristine[1])], 16 * 1024)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot save to" in lines[0] and "too large" in lines[0].lower()
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".adap")]
