@@ -317,3 +317,25 @@ def test_full_disk_during_replay_out_is_one_line(store, pristine, tmp_path: Path
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot save to" in lines[0] and "too large" in lines[0].lower()
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".adap")]
+
+
+def test_verify_without_a_committed_checkpoint(store, capsys) -> None:
+    """A store killed before its first checkpoint: a one-line failure, no "nan" verdict."""
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    committed = dict(root.attrs["committed"])
+    root.attrs["committed"] = {**committed, "checkpoints": 0}
+    code, out, err = run_all(["replay", str(store), "--verify"], capsys)
+    assert code == 1 and "no committed checkpoint" in err and "nan" not in out + err
+
+
+@pytest.mark.parametrize(
+    "name, needle", [("figure.txt", "not .txt"), ("missing/figure.png", "does not exist")]
+)
+def test_plot_paths_are_checked_first(store, tmp_path: Path, capsys, name, needle) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / name
+    code, err = run_main(["inspect", str(store), "--rates", "--plot", str(target)], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not target.exists() and not target.parent.exists() or target.parent == tmp_path
