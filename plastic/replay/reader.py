@@ -10,6 +10,7 @@ killed mid-turn reads as it was at its last finished turn.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,19 +169,30 @@ class TraceReader:
         """Read every committed row of every array (TraceError at the first damage); what
         was verified: arrays, rows and bytes on disk."""
         arrays = rows = 0
-        import zarr
-
-        with warnings.catch_warnings():  # the writer's lock file is not a Zarr node
-            warnings.simplefilter("ignore")
-            members = list(self.root.members(max_depth=None))
-        for path, array in sorted((p, a) for p, a in members if isinstance(a, zarr.Array)):
-            n = min(self.length(path), array.shape[0])
+        for path, array, n in self._committed_arrays():
             block = max(array.chunks[0], 1) * 16
             for start in range(0, n, block):
                 self._rows(path, array, start, min(start + block, n))
             arrays += 1
             rows += n
         return {"arrays": arrays, "rows": rows, "bytes": self.nbytes_stored()}
+
+    def check_chunks_present(self) -> None:
+        """TraceError if a chunk of a committed range is missing (file checks only: cheap
+        enough to run before a writer continues the store)."""
+        for path, array, n in self._committed_arrays():
+            if n and self._checked(path, array):
+                self._need_chunks(path, array, 0, n)
+
+    def _committed_arrays(self) -> Iterator[tuple[str, Any, int]]:
+        """(path, array, committed rows) of every array in the store."""
+        import zarr
+
+        with warnings.catch_warnings():  # the writer's lock file is not a Zarr node
+            warnings.simplefilter("ignore")
+            members = list(self.root.members(max_depth=None))
+        for path, array in sorted((p, a) for p, a in members if isinstance(a, zarr.Array)):
+            yield path, array, min(self.length(path), array.shape[0])
 
     def length(self, path: str) -> int:
         """Committed rows of array `path`."""

@@ -38,6 +38,7 @@ from plastic.replay import schema as S
 from plastic.replay.lock import LOCK_NAME, WriterLock, only_lock_file
 from plastic.replay.store import (
     StoreWriter,
+    check_before_continuing,
     clear_unfinished,
     create_store,
     ensure_state_arrays,
@@ -284,6 +285,7 @@ class TraceRecorder(LearningObserver):
             if unfinished_creation(path):  # a start-up killed while creating it: start over
                 clear_unfinished(path, keep=LOCK_NAME)
             if (path / "zarr.json").is_file():
+                check_before_continuing(path)
                 root = open_existing(path)
                 old = dict(root.attrs)
                 _check_compatible(path, old, attrs, specs, force)

@@ -136,6 +136,17 @@ def ensure_state_arrays(
             array[:committed] = np.full((committed, *value.shape), fill, dtype=value.dtype)
 
 
+def check_before_continuing(path: Path) -> None:
+    """TraceError if the store's committed data lost a chunk: recording more into a
+    damaged store would only bury the damage."""
+    from plastic.replay.reader import TraceReader
+
+    try:
+        TraceReader(path).check_chunks_present()
+    except TraceError as exc:
+        raise TraceError(f"{exc}; not recording into it (record into a new store)") from None
+
+
 def open_existing(path: Path) -> Any:
     """Open an existing store for writing (TraceError if it is not a trace store)."""
     import zarr

@@ -339,3 +339,10 @@ def test_plot_paths_are_checked_first(store, tmp_path: Path, capsys, name, needl
     code, err = run_main(["inspect", str(store), "--rates", "--plot", str(target)], capsys)
     assert_one_line_error(code, err, needle)
     assert not target.exists() and not target.parent.exists() or target.parent == tmp_path
+
+
+def test_recording_into_a_damaged_store_is_refused(store, pristine, capsys) -> None:
+    damage(chunk_of(store, "turns/kind"), "delete")
+    argv = ["chat", "--model", str(pristine[1]), "--learn", "--record", str(store)]
+    code, err = run_main([*argv, "--prompt", FACT, "--max-new-tokens", "4"], capsys)
+    assert_one_line_error(code, err, "trace damaged at turns/kind", "record into a new store")
