@@ -19,3 +19,12 @@ class RuleError(PlasticError):
 
 class TraceError(PlasticError):
     """A spike-trace store is missing, corrupt, truncated, or incompatible."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line for people: an OSError as `path: reason`, others by message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,6 +7,10 @@ Command modules import `app` (or `bench_app`) from here and decorate their funct
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import typer
 
 app = typer.Typer(
@@ -35,3 +39,19 @@ def _root(
 ) -> None:
     """plastic: talk to a spiking LM whose adapters learn as it runs."""
     DEBUG["on"] = debug
+
+
+def json_line(obj: Any) -> str:
+    """One line of valid JSON: non-finite floats (never valid JSON) become null."""
+    return json.dumps(finite(obj), allow_nan=False) + "\n"
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: replace them by null (recursively)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

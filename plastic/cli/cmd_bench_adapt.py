@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from plastic.cli.app import bench_app
+from plastic.cli.app import bench_app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
 from plastic.errors import ConfigError
 
@@ -142,7 +142,7 @@ def bench_adapt_cmd(
     )
     result["offset"] = offset
     if json_out:
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json_line(result))
         return
     if markdown:
         from plastic_benchmarks.adapt import to_markdown

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plastic.cli.app import bench_app
+from plastic.cli.app import bench_app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _emit_json(result: dict, output: Path | None, json_out: bool) -> bool:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if json_out:
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json_line(result))
     return json_out
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from plastic.cli.app import bench_app
+from plastic.cli.app import bench_app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
 
 
@@ -48,7 +48,7 @@ def bench_trace_cmd(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if json_out:
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json_line(result))
         return
     out = Console(highlight=False, soft_wrap=True)
     o, s, r = result["recording_overhead"], result["storage"], result["replay"]

@@ -75,7 +75,10 @@ def chat_cmd(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="--record into a store of another backbone or rule."),
+        typer.Option(
+            "--force",
+            help="--record into a store of another backbone or rule; /save may overwrite.",
+        ),
     ] = False,
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
@@ -103,7 +106,7 @@ def chat_cmd(
         from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 
         plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
-        learning = ChatLearning(plastic, learning=learn)
+        learning = ChatLearning(plastic, learning=learn, overwrite=force)
         if record is not None:
             from plastic.replay.recorder import TraceRecorder
 

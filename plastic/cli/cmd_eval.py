@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from plastic.cli.app import app
+from plastic.cli.app import app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
 from plastic.errors import ConfigError
 
@@ -76,7 +75,7 @@ def eval_cmd(
             "data": str(data),
             "model": getattr(lm, "content_hash", None) or model_hash(lm),
         }
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json_line(result))
         return
     out = Console(highlight=False, soft_wrap=True)
     sparsity_text = f", sparsity {sparsity:.1%}" if sparsity is not None else ""

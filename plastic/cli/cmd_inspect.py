@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from plastic.cli.app import app
+from plastic.cli.app import app, json_line
 from plastic.errors import ConfigError
 
 PLOT_HINT = "--plot needs matplotlib: pip install 'plastic-snn[plot]'"
@@ -31,17 +30,28 @@ def inspect_cmd(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a figure (PNG) of what was asked.")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Read every committed chunk; exit 1 if any is damaged."),
+    ] = False,
 ) -> None:
     """Inspect a trace store: sizes and sessions, and what --rates/--weights/--reward ask."""
     from plastic.replay import analysis
     from plastic.replay.reader import TraceReader
 
     if plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ConfigError(PLOT_HINT) from None
+        _check_plot_path(plot)
     reader = TraceReader(trace)
+    if check:
+        verified = reader.check()
+        if json_out:
+            sys.stdout.write(json_line({"check": "ok", **verified}))
+        else:
+            typer.echo(
+                f"{trace}: ok ({verified['arrays']} arrays, {verified['rows']:,} committed rows, "
+                f"{verified['bytes']:,} bytes read back and checked)"
+            )
+        return
     sites = [reader.site(site)] if site is not None else reader.sites
     report: dict[str, Any] = {"overview": analysis.overview(reader)}
     if rates:
@@ -59,9 +69,29 @@ def inspect_cmd(
         plot_report(reader, sites, report, plot)
         report["plot"] = str(plot)
     if json_out:
-        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.write(json_line(report))
         return
     _print(report)
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _check_plot_path(plot: Path) -> None:
+    """--plot needs matplotlib, a figure format it writes, and an existing directory."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError(PLOT_HINT) from None
+    if plot.suffix.lower() not in PLOT_FORMATS:
+        raise ConfigError(
+            f"--plot {plot}: a figure is written as {', '.join(PLOT_FORMATS)}, "
+            f"not {plot.suffix or 'a file without extension'}"
+        )
+    if plot.is_dir():
+        raise ConfigError(f"--plot {plot} is a directory; give a file name")
+    if not plot.parent.is_dir():
+        raise ConfigError(f"--plot {plot}: directory {plot.parent} does not exist")
 
 
 def _print(report: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from plastic.cli.app import app
+from plastic.cli.app import app, json_line
 from plastic.errors import ConfigError
 
 VERIFY_TOLERANCE = 1e-6
@@ -141,7 +141,7 @@ def replay_cmd(
         worst = summary.get("max_abs_diff")
         if worst is None:
             raise ConfigError(f"{trace}: no committed checkpoint to verify against")
-        if worst > VERIFY_TOLERANCE:
+        if not worst <= VERIFY_TOLERANCE:  # NaN (a damaged state) must fail too
             raise ConfigError(
                 f"verify failed: max abs weight difference {worst:.3g} > {VERIFY_TOLERANCE:g}"
             )
@@ -158,7 +158,7 @@ def _threads(n: int) -> None:
 
 def _report(summary: dict[str, Any], json_out: bool) -> None:
     if json_out:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json_line(summary))
         return
     from rich.console import Console
 
@@ -168,7 +168,9 @@ def _report(summary: dict[str, Any], json_out: bool) -> None:
         f"{mode} replay: {summary['tokens']:,} tokens in {summary['seconds']:.2f} s "
         f"({summary['tokens_per_s']:,.0f} tokens/s)"
     )
-    if "max_abs_diff" in summary:
+    if "max_abs_diff" in summary and not summary["checkpoints"]:
+        out.print("verify: no committed checkpoint to compare with")
+    elif "max_abs_diff" in summary:
         worst = summary["max_abs_diff"]
         verdict = "ok" if worst is not None and worst <= VERIFY_TOLERANCE else "FAILED"
         out.print(

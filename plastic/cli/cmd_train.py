@@ -71,6 +71,7 @@ def train_cmd(
         compile=compile_,
         model_overrides=overrides,
     )
+    cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]train[/bold]"),
@@ -95,13 +96,16 @@ def train_cmd(
             )
             progress.update(task, completed=min(ev["progress"], 1.0), info=info)
         elif kind == "eval":
+            vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a (no --valid)"
             progress.console.print(
-                f"step {ev['step']}: valid {ev['valid_bpb']:.4f} bits/byte, "
+                f"step {ev['step']}: valid {vb} bits/byte, "
                 f"train {ev['train_bpb']:.4f}, sparsity {ev['sparsity']:.1%}, "
                 f"{ev['tokens_per_s']:.0f} tok/s"
             )
         elif kind == "interrupted":
             progress.console.print(f"interrupted at step {ev['step']}: checkpoint saved in {out}")
+        elif kind == "aborted":
+            progress.console.print(f"aborted mid-step: {out} holds the last periodic checkpoint")
         elif kind == "done":
             vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a"
             progress.console.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,14 @@ class ModelConfig:
         return self.t_fast + self.t_slow
 
     def validate(self) -> ModelConfig:
-        """Raise ConfigError if the configuration cannot describe a model."""
+        """Raise ConfigError if the configuration cannot describe a model (types, ranges and
+        sizes are checked before anything is allocated)."""
+        self._check_types()
+        for name, high in LIMITS.items():
+            value = getattr(self, name)
+            low = 0 if name == "t_slow" else 1
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be between {low} and {high:,}, not {value:,}")
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
@@ -57,12 +65,26 @@ class ModelConfig:
             raise ConfigError(
                 f"unknown surrogate {self.surrogate!r}; choose from {', '.join(SURROGATES)}"
             )
+        if not (0.0 < self.beta_init < 1.0 and self.threshold > 0 and self.surrogate_scale > 0):
+            raise ConfigError("need 0 < beta_init < 1, threshold > 0 and surrogate_scale > 0")
         if not 0.0 < self.decay_min <= self.decay_max < 1.0:
             raise ConfigError("need 0 < decay_min <= decay_max < 1")
         for name in ("vocab_size", "d_model", "n_layers", "d_ff", "n_heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive")
         return self
+
+    def _check_types(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = _FIELD_TYPES.get(str(f.type), object)
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+            if ok and kind == _NUMBER and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, not {value!r}")
+            if not ok:
+                raise ConfigError(
+                    f"{f.name} must be {_TYPE_NAMES[kind]}, not {type(value).__name__} {value!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,6 +103,29 @@ class ModelConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Upper bounds that no real backbone reaches and that keep a bad config from allocating
+# without limit (a config is checked against these before a single tensor exists).
+LIMITS = {
+    "vocab_size": 1 << 20,
+    "d_model": 1 << 14,
+    "n_layers": 256,
+    "d_ff": 1 << 16,
+    "n_heads": 1 << 10,
+    "t_fast": 64,
+    "t_slow": 64,
+}
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, Any] = {"int": int, "float": _NUMBER, "str": str}
+_FIELD_TYPES["dict[str, Any]"] = dict
+_TYPE_NAMES: dict[Any, str] = {
+    int: "an integer",
+    _NUMBER: "a number",
+    str: "text",
+    dict: "an object",
+    object: "a value",
+}
 
 
 PRESETS: dict[str, ModelConfig] = {

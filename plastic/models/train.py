@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -68,14 +69,49 @@ class TrainConfig:
             raise ConfigError("--device must be cpu or cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available")
+        for name, low in (("batch_size", 1), ("seq_len", 2), ("warmup_steps", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {low}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("--threads must be >= 1")
+        positive = ("lr", "eval_every_s", "grad_clip")
+        for name in positive:
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ConfigError(f"{_option(name)} must be a finite number > 0")
+        for name in ("target_rate", "min_lr_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
+                raise ConfigError(f"{_option(name)} must be between 0 and 1")
+        if self.minutes is not None and not math.isfinite(self.minutes):
+            raise ConfigError("--minutes must be finite")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ConfigError(f"--out {self.out} is a file; give a run directory")
+        for what, path in (("training", self.data), ("validation", self.valid)):
+            if path is not None:
+                _check_text_file(path, what)
         return self
+
+
+def _option(name: str) -> str:
+    """The CLI option of a TrainConfig field."""
+    return {"eval_every_s": "--eval-every"}.get(name, "--" + name.replace("_", "-"))
+
+
+def _check_text_file(path: str | Path, what: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} file {path} is a directory; give a text file")
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
 
 
 def read_bytes(path: str | Path, what: str) -> bytes:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} file not found: {path}")
-    data = p.read_bytes()
+    _check_text_file(p, what)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} file {path}: {exc.strerror or exc}") from None
     if not data:
         raise ConfigError(f"{what} file is empty: {path}")
     return data
@@ -138,6 +174,39 @@ def _load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generato
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.data"])
     return doc
+
+
+class _StepBoundaryInterrupt:
+    """Defers Ctrl-C to the next step boundary (in the main thread): a KeyboardInterrupt
+    raised mid-step would leave the data RNG, optimizer and step counter out of step, so
+    `--resume` would not continue exactly. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write("interrupt: finishing this step, then saving (Ctrl-C again: stop now)\n")
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def compile_populations(model: SpikingLM) -> None:
@@ -225,8 +294,10 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     t_prev = time.monotonic()
     ema_loss = None
     valid_bpb = None
+    stop = _StepBoundaryInterrupt()
     try:
         while progress_frac() < 1.0:
+            stop.check()  # a Ctrl-C lands here, between whole steps: the state is consistent
             inp, tgt = sample_batch(train_data, cfg, gen)
             inp, tgt = inp.to(device), tgt.to(device)
             for group in opt.param_groups:
@@ -273,10 +344,15 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
                 log.flush()
                 on_event(event)
     except KeyboardInterrupt:
-        checkpoint(None)
-        on_event({"event": "interrupted", **meta})
+        stop.restore()
+        if stop.requested:  # stopped at a step boundary: saved state resumes bit-exactly
+            checkpoint(None)
+            on_event({"event": "interrupted", **meta})
+        else:  # a second Ctrl-C mid-step: the last periodic checkpoint stays as it was
+            on_event({"event": "aborted", **meta})
         log.close()
         raise
+    stop.restore()
     valid_bpb = evaluate()
     checkpoint(valid_bpb)
     final = {"event": "done", "valid_bpb": valid_bpb, **meta}

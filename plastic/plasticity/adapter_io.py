@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from plastic import __version__
-from plastic.errors import CheckpointError, ConfigError, PlasticError
+from plastic.errors import CheckpointError, ConfigError, PlasticError, one_line
 from plastic.plasticity.adapter import Adapter, AdapterCounters
 from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
 from plastic.plasticity.readout import ReadoutLayer
@@ -84,6 +84,44 @@ def save_adapters(model: PlasticModel, directory: str | Path) -> list[Path]:
         out = adapter_directory(root, name)
         write_adapter(model, adapter, out)
         written.append(out)
+    return written
+
+
+def save_atomically(
+    model: PlasticModel, out: str | Path, *, overwrite: bool = False, hint: str = ""
+) -> list[Path]:
+    """Save every adapter into a temporary sibling of `out`, then rename it to `out`: an
+    interrupted or failed save (Ctrl-C, a full disk) leaves `out` as it was. An existing
+    `out` (a file, or a non-empty directory) is refused unless `overwrite`; `hint` ends
+    that refusal. Returns the folders written; OSError becomes a one-line CheckpointError."""
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        kind = "a directory that is not empty" if out.is_dir() else "a file"
+        raise CheckpointError(f"{out} already exists ({kind}); nothing written{hint}")
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        umask = os.umask(0o22)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # as a plain mkdir would (mkdtemp makes it private)
+        written = [out / p.relative_to(tmp) for p in save_adapters(model, tmp)]
+        old = None
+        if out.exists() or out.is_symlink():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        tmp = None
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    except (OSError, SafetensorError) as exc:  # safetensors wraps its I/O errors
+        raise CheckpointError(f"cannot save to {out}: {one_line(exc)}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return written
 
 
@@ -257,6 +295,7 @@ def load_adapter(
 def _fill_adapter(
     adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path
 ) -> None:
+    _check_learning_state(doc, arrays, path)
     if list(doc["sites"]) != adapter.sites:
         raise CheckpointError(
             f"{path}: saved for sites {doc['sites']}, but its config hits {adapter.sites} here"
@@ -297,6 +336,39 @@ def _fill_adapter(
         adapter.rng = rng_from_array(arrays["rng.pcg64"])
     adapter.counters = AdapterCounters.from_dict(dict(doc.get("counters") or {}))
     adapter.enabled = bool(doc.get("enabled", True))
+
+
+def _check_learning_state(doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> None:
+    """CheckpointError for learning state that would only fail later, mid-reply: non-finite
+    traces, eligibility or baselines, negative integer state, wrong-typed counters."""
+    for key, value in sorted(arrays.items()):
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
+        if value.dtype.kind == "i" and value.size and value.min() < 0:
+            raise CheckpointError(f"{path}: {key} holds negative values")
+        if value.dtype.kind not in "fiub":
+            raise CheckpointError(f"{path}: {key} has unsupported dtype {value.dtype}")
+    rng = arrays.get("rng.pcg64")
+    if rng is not None and (rng.dtype != np.uint64 or rng.shape != (6,)):
+        raise CheckpointError(f"{path}: rng.pcg64 must be 6 uint64 numbers")
+    counters = doc.get("counters") or {}
+    if not isinstance(counters, dict):
+        raise CheckpointError(f"{path.parent / CONFIG_FILE}: counters must be an object")
+    for name, default in AdapterCounters().__dict__.items():
+        value = counters.get(name, default)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int) and not (number and value == int(value) and value >= 0):
+            raise CheckpointError(
+                f"{path.parent / CONFIG_FILE}: counter {name} must be a whole number >= 0, "
+                f"not {value!r}"
+            )
+        if isinstance(default, float) and not (number and np.isfinite(value)):
+            raise CheckpointError(
+                f"{path.parent / CONFIG_FILE}: counter {name} must be a finite number, "
+                f"not {value!r}"
+            )
+    if not isinstance(doc.get("enabled", True), bool):
+        raise CheckpointError(f"{path.parent / CONFIG_FILE}: enabled must be true or false")
 
 
 def _array(

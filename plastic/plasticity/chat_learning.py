@@ -88,8 +88,11 @@ def _names(value: Sequence[str] | str) -> list[str]:
 class ChatLearning:
     """The REPL's calls into the learning engine; see the module docstring."""
 
-    def __init__(self, model: PlasticModel, *, learning: bool = True) -> None:
+    def __init__(
+        self, model: PlasticModel, *, learning: bool = True, overwrite: bool = False
+    ) -> None:
         self.model = model
+        self.overwrite = overwrite  # /save may replace an existing directory (chat --force)
         self.engine = model.engine
         self.engine.learning = learning
 
@@ -175,10 +178,19 @@ class ChatLearning:
         return format_score(self.score(arg))
 
     def cmd_save(self, arg: str) -> str:
-        """/save DIR: save the adapters with their learning state."""
-        if not arg:
-            raise ConfigError("/save needs a directory")
-        written = self.engine.save(arg)
+        """/save DIR [force]: save the adapters with their learning state (atomically; an
+        existing DIR is refused unless `force`, or the chat's --force, says overwrite)."""
+        from plastic.plasticity.adapter_io import save_atomically
+
+        directory, _, flag = arg.rpartition(" ")
+        if flag != "force":
+            directory, flag = arg, ""
+        directory = directory.strip()
+        if not directory:
+            raise ConfigError("/save needs a directory: /save DIR [force]")
+        hint = f"; /save {directory} force overwrites it"
+        overwrite = bool(flag) or self.overwrite
+        written = save_atomically(self.model, directory, overwrite=overwrite, hint=hint)
         return "saved " + ", ".join(str(p) for p in written)
 
     def cmd_stats(self, arg: str = "") -> dict[str, Any]:

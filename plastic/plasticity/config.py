@@ -156,6 +156,8 @@ class AdapterConfig:
             raise ConfigError("target_sites must be a list of names, a regex string, or None")
         if isinstance(self.target_sites, tuple) and not self.target_sites:
             raise ConfigError("target_sites is an empty list: it would match no site")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if not isinstance(self.rule, str) or not self.rule:
             raise ConfigError("rule must be a rule name (see `plastic rules`)")
         if (self.kind == "memory") != (self.rule == "detector_stdp"):

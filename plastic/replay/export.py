@@ -8,9 +8,6 @@ fresh (a trace records rewards, not the reward sources' running statistics).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,17 +36,8 @@ def load_into(model: PlasticModel, synapses: Mapping[str, PlasticSynapses]) -> N
 
 
 def save_atomically(model: PlasticModel, out: Path) -> list[Path]:
-    """`model.save` into a temporary sibling, then rename it to `out`."""
-    out = Path(out)
+    """`model.save` into a temporary sibling, then rename it to `out` (never overwrites)."""
+    from plastic.plasticity.adapter_io import save_atomically as save
+
     check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        model.save(tmp)
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return [out]
+    return save(model, out, overwrite=out.is_dir())  # only an empty directory (checked)

@@ -51,6 +51,5 @@ def plot_report(
         ax.set_xlabel("token")
         row += 1
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)

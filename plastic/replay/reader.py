@@ -9,6 +9,8 @@ killed mid-turn reads as it was at its last finished turn.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,17 @@ import numpy as np
 from plastic.errors import TraceError
 from plastic.replay.schema import GROUPS, SCHEMA_NAME, SCHEMA_VERSION, SiteSpec
 
+# Arrays whose codecs include this checksum were also written with every chunk, all-fill
+# ones included (see store.create_array), so a missing chunk in their committed range is damage.
+CHECKED_CODEC = "Crc32cCodec"
+
 
 def check_root(root: Any, path: Path | str) -> None:
     """Raise TraceError unless `root` is a trace store of a schema version we read."""
     attrs = dict(root.attrs)
     info = attrs.get("plastic_trace")
+    if attrs.get("plastic_trace_creating") and info is None:
+        raise TraceError(f"{path}: its creation was interrupted; it holds no recorded data")
     if not isinstance(info, dict) or info.get("schema") != SCHEMA_NAME:
         raise TraceError(f"{path} is a Zarr store but not a plastic trace store")
     version = info.get("version")
@@ -65,6 +73,7 @@ class TraceReader:
             self.sites = [SiteSpec.from_dict(s) for s in self.attrs["sites"]]
         except (KeyError, TypeError, ValueError):
             raise TraceError(f"{self.path}: bad site list in the store's attributes") from None
+        self._checked_arrays: dict[str, bool] = {}
         self._check_arrays()
 
     # -- checks ---------------------------------------------------------------------
@@ -103,10 +112,87 @@ class TraceReader:
         """Rows [start, stop) of array `path`, clipped to its committed length."""
         n = self.length(path)
         stop = n if stop is None else min(stop, n)
+        array = self._array(path)
         if start >= stop:
-            array = self._array(path)
             return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
-        return np.asarray(self._array(path)[start:stop])
+        return self._rows(path, array, start, stop)
+
+    def _row(self, path: str, index: int) -> np.ndarray:
+        """Row `index` of array `path` (a saved state or checkpoint), checked like `read`."""
+        return self._rows(path, self._array(path), index, index + 1)[0]
+
+    def _rows(self, path: str, array: Any, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop): a missing chunk or one that fails to decode (checksum,
+        truncation) is a TraceError, never rows of fill values."""
+        if self._checked(path, array):
+            self._need_chunks(path, array, start, stop)
+        try:
+            return np.asarray(array[start:stop])
+        except Exception as exc:
+            raise self.damaged(path, start, stop, exc) from None
+
+    def damaged(self, path: str, start: int, stop: int, exc: BaseException) -> TraceError:
+        """The one-line error for array rows that cannot be read back as written."""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return TraceError(
+            f"{self.path}: trace damaged at {path} rows {start}..{stop - 1} "
+            f"({type(exc).__name__}{': ' + first[:120] if first else ''})"
+        )
+
+    def _checked(self, path: str, array: Any) -> bool:
+        """Whether the array was written with checksums and every chunk (stores made before
+        plastic wrote them skipped all-fill chunks, so a missing chunk may be legitimate)."""
+        known = self._checked_arrays.get(path)
+        if known is None:
+            codecs = getattr(array.metadata, "codecs", ())
+            known = any(type(c).__name__ == CHECKED_CODEC for c in codecs)
+            self._checked_arrays[path] = known
+        return known
+
+    def _need_chunks(self, path: str, array: Any, start: int, stop: int) -> None:
+        import itertools
+
+        rows = array.chunks[0]
+        tails = [range(n) for n in array.cdata_shape[1:]]
+        base = self.path / path
+        for first in range(start // rows, (stop - 1) // rows + 1):
+            for rest in itertools.product(*tails):
+                key = array.metadata.encode_chunk_key((first, *rest))
+                if not (base / key).is_file():
+                    lo, hi = first * rows, min((first + 1) * rows, stop)
+                    raise TraceError(
+                        f"{self.path}: trace damaged at {path} rows {lo}..{hi - 1} "
+                        f"(chunk {key} is missing)"
+                    )
+
+    def check(self) -> dict[str, int]:
+        """Read every committed row of every array (TraceError at the first damage); what
+        was verified: arrays, rows and bytes on disk."""
+        arrays = rows = 0
+        for path, array, n in self._committed_arrays():
+            block = max(array.chunks[0], 1) * 16
+            for start in range(0, n, block):
+                self._rows(path, array, start, min(start + block, n))
+            arrays += 1
+            rows += n
+        return {"arrays": arrays, "rows": rows, "bytes": self.nbytes_stored()}
+
+    def check_chunks_present(self) -> None:
+        """TraceError if a chunk of a committed range is missing (file checks only: cheap
+        enough to run before a writer continues the store)."""
+        for path, array, n in self._committed_arrays():
+            if n and self._checked(path, array):
+                self._need_chunks(path, array, 0, n)
+
+    def _committed_arrays(self) -> Iterator[tuple[str, Any, int]]:
+        """(path, array, committed rows) of every array in the store."""
+        import zarr
+
+        with warnings.catch_warnings():  # the writer's lock file is not a Zarr node
+            warnings.simplefilter("ignore")
+            members = list(self.root.members(max_depth=None))
+        for path, array in sorted((p, a) for p, a in members if isinstance(a, zarr.Array)):
+            yield path, array, min(self.length(path), array.shape[0])
 
     def length(self, path: str) -> int:
         """Committed rows of array `path`."""
@@ -160,18 +246,20 @@ class TraceReader:
         return [Checkpoint(k, int(e), int(t)) for k, (e, t) in enumerate(pairs)]
 
     def checkpoint_weights(self, site: SiteSpec, index: int) -> np.ndarray:
-        return np.asarray(self._array(f"{site.group}/checkpoint_weights")[index])
+        return self._row(f"{site.group}/checkpoint_weights", index)
 
     def state(self, site: SiteSpec, index: int, rule: str) -> tuple[np.ndarray, dict[str, Any]]:
         """Weights and the rule's state arrays of saved state `index` (under `rule`)."""
         if index >= int(self.committed["states"]):
             raise TraceError(f"{self.path}: saved state {index} is past the last commit")
-        weights = np.asarray(self._array(f"{site.group}/state_weights")[index])
+        weights = self._row(f"{site.group}/state_weights", index)
         group = f"{site.group}/rule_state/{rule}"
         if group not in self.root:
             raise TraceError(f"{self.path}: no saved {rule} state for site {site.key}")
-        state = {name: np.asarray(array[index]) for name, array in self.root[group].arrays()}
-        return weights, state
+        return weights, self._group_row(group, index)
+
+    def _group_row(self, group: str, index: int) -> dict[str, np.ndarray]:
+        return {name: self._row(f"{group}/{name}", index) for name, _ in self.root[group].arrays()}
 
     def context_state(self, site: SiteSpec, index: int) -> dict[str, np.ndarray] | None:
         """The readout's context signature saved with state `index`, or None if the trace
@@ -187,7 +275,7 @@ class TraceReader:
         group = f"{site.group}/{sub}"
         if index >= int(self.committed["states"]) or group not in self.root:
             return None
-        state = {name: np.asarray(array[index]) for name, array in self.root[group].arrays()}
+        state = self._group_row(group, index)
         floats = [v for v in state.values() if np.issubdtype(v.dtype, np.floating)]
         if any(np.isnan(value).any() for value in floats):  # saved before the arrays existed
             return None

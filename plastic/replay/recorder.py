@@ -35,12 +35,16 @@ from plastic import __version__
 from plastic.errors import ConfigError, TraceError
 from plastic.plasticity.observers import LearningObserver, SynapseObserver
 from plastic.replay import schema as S
+from plastic.replay.lock import LOCK_NAME, WriterLock, only_lock_file
 from plastic.replay.store import (
     StoreWriter,
+    check_before_continuing,
+    clear_unfinished,
     create_store,
     ensure_state_arrays,
     open_existing,
     truncate_to_commit,
+    unfinished_creation,
 )
 
 if TYPE_CHECKING:
@@ -245,7 +249,12 @@ class TraceRecorder(LearningObserver):
         self._pass_start = False
         self._flags = 0
         self.writer = StoreWriter(self.root)
-        self._start_session(attrs)
+        try:
+            self._start_session(attrs)
+        except BaseException:
+            self.writer.close_quietly()
+            self._lock.release()
+            raise
         for tap in self.taps:
             tap.synapses.observers.append(tap)
         model.observers.append(self)
@@ -266,18 +275,27 @@ class TraceRecorder(LearningObserver):
         self, specs: list[S.SiteSpec], attrs: dict[str, Any], force: bool
     ) -> tuple[Any, dict[str, Any], int]:
         path = self.path
-        if path.exists():
-            if not (path / "zarr.json").is_file():
-                kind = "directory" if path.is_dir() else "file"
-                raise TraceError(f"{path} exists and is not a trace store ({kind}); not touched")
-            root = open_existing(path)
-            old = dict(root.attrs)
-            _check_compatible(path, old, attrs, specs, force)
-            committed = truncate_to_commit(root, specs)
-            return root, committed, len(old["sessions"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        root = create_store(path, attrs, specs)
-        return root, dict(root.attrs["committed"]), 0
+        fresh = only_lock_file(path) or unfinished_creation(path)
+        if path.exists() and not (path / "zarr.json").is_file() and not fresh:
+            kind = "directory" if path.is_dir() else "file"
+            raise TraceError(f"{path} exists and is not a trace store ({kind}); not touched")
+        path.mkdir(parents=True, exist_ok=True)
+        self._lock = WriterLock(path)  # held until close(); a second writer is refused
+        try:
+            if unfinished_creation(path):  # a start-up killed while creating it: start over
+                clear_unfinished(path, keep=LOCK_NAME)
+            if (path / "zarr.json").is_file():
+                check_before_continuing(path)
+                root = open_existing(path)
+                old = dict(root.attrs)
+                _check_compatible(path, old, attrs, specs, force)
+                committed = truncate_to_commit(root, specs)
+                return root, committed, len(old["sessions"])
+            root = create_store(path, attrs, specs)
+            return root, dict(root.attrs["committed"]), 0
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _start_session(self, attrs: dict[str, Any]) -> None:
         """Save the initial and start states of every site, log the session, commit."""
@@ -526,7 +544,10 @@ class TraceRecorder(LearningObserver):
                     tap.synapses.observers.remove(tap)
             if self in self.model.observers:
                 self.model.observers.remove(self)
-            self.writer.close()
+            try:
+                self.writer.close()
+            finally:
+                self._lock.release()
 
 
 def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:

@@ -9,6 +9,7 @@ attribute) is written only after every append queued before it.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Mapping
@@ -28,25 +29,41 @@ from plastic.replay.schema import (
     rule_state_dims,
 )
 
+CREATING = "plastic_trace_creating"
+
 
 def create_array(group: Any, path: str, tail: tuple[int, ...], spec: ArraySpec) -> Any:
     """An empty array [0, *tail] appended along axis 0, with its dimension names."""
-    return group.create_array(
+    from zarr.codecs import Crc32cCodec
+
+    # A checksum per chunk (a flipped bit or a truncated chunk fails loudly), and every
+    # chunk written even when it holds only the fill value: in a committed range a missing
+    # chunk is then damage, never "no spikes" (the reader relies on both, see CHECKED_CODEC).
+    array = group.create_array(
         path,
         shape=(0, *tail),
         chunks=(spec.chunk, *tail),
         dtype=spec.dtype,
-        compressors=[codec_for(spec.dtype)],
+        compressors=[codec_for(spec.dtype), Crc32cCodec()],
         dimension_names=list(spec.dims),
         fill_value=spec.fill,
     )
+    return writable(array)
+
+
+def writable(array: Any) -> Any:
+    """The array as the writer must use it: chunks that hold only the fill value are
+    written too (Zarr skips them by default, and they would then read as missing)."""
+    return array.with_config({"write_empty_chunks": True})
 
 
 def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) -> Any:
     """A new, empty store at `path` with every fixed array (rule-state arrays come later)."""
     import zarr
 
-    root = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    # "a", not "w-": the directory already holds the writer's lock file (no zarr.json yet).
+    # CREATING marks a store whose creation has not finished (a killed start-up).
+    root = zarr.open_group(str(path), mode="a", zarr_format=3, attributes={CREATING: True})
     for group, specs in GROUPS.items():
         for name, spec in specs.items():
             create_array(root, f"{group}/{name}", (), spec)
@@ -55,7 +72,7 @@ def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) ->
         sub.attrs.update(site.to_dict())
         for name, (tail, spec) in site.arrays().items():
             create_array(root, f"{site.group}/{name}", tail, spec)
-    root.attrs.update(
+    root.attrs.put(
         {
             "plastic_trace": {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION},
             **attrs,
@@ -65,6 +82,31 @@ def create_store(path: Path, attrs: Mapping[str, Any], sites: list[SiteSpec]) ->
         }
     )
     return root
+
+
+def unfinished_creation(path: Path) -> bool:
+    """Whether `path` is a store whose creation was killed before it finished (it holds
+    no recorded data: it may be removed and created again)."""
+    import json
+
+    try:
+        attrs = json.loads((path / "zarr.json").read_text(encoding="utf-8")).get("attributes")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(attrs, dict) and attrs.get(CREATING) is True and "plastic_trace" not in attrs
+
+
+def clear_unfinished(path: Path, keep: str) -> None:
+    """Remove what a killed creation left in `path`, except the file named `keep`."""
+    import shutil
+
+    for entry in path.iterdir():
+        if entry.name == keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def empty_commit(sites: list[SiteSpec]) -> dict[str, Any]:
@@ -89,8 +131,20 @@ def ensure_state_arrays(
         dims = rule_state_dims(key, tuple(value.shape), site)
         spec = ArraySpec(dtype, dims, 16 if value.ndim == 2 else 1024, fill)
         array = create_array(root, path, tuple(value.shape), spec)
-        if committed:
+        if committed:  # rows of the states saved before: written, so no chunk is missing
             array.resize((committed, *value.shape))
+            array[:committed] = np.full((committed, *value.shape), fill, dtype=value.dtype)
+
+
+def check_before_continuing(path: Path) -> None:
+    """TraceError if the store's committed data lost a chunk: recording more into a
+    damaged store would only bury the damage."""
+    from plastic.replay.reader import TraceReader
+
+    try:
+        TraceReader(path).check_chunks_present()
+    except TraceError as exc:
+        raise TraceError(f"{exc}; not recording into it (record into a new store)") from None
 
 
 def open_existing(path: Path) -> Any:
@@ -178,6 +232,11 @@ class StoreWriter:
             self._thread.join()
         self._check()
 
+    def close_quietly(self) -> None:
+        """Stop the thread after a failure, keeping the first error (already reported)."""
+        with contextlib.suppress(TraceError):
+            self.close()
+
     def _put(self, item: tuple[Any, ...]) -> None:
         self._check()
         self.queue.put(item)
@@ -220,7 +279,7 @@ class StoreWriter:
     def _array(self, path: str) -> Any:
         array = self._arrays.get(path)
         if array is None:
-            array = self._arrays[path] = self.root[path]
+            array = self._arrays[path] = writable(self.root[path])
             self._lengths[path] = array.shape[0]
         return array
 

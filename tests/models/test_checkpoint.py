@@ -101,3 +101,71 @@ def test_load_path_never_unpickles(small_model_dir: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(torch, "load", refuse)
     load_model(small_model_dir)
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"n_layers": 1_000_000}, "n_layers must be between"),
+        ({"d_model": 1e9}, "d_model must be an integer"),
+        ({"n_heads": 0}, "n_heads must be between"),
+        ({"t_fast": 1e300}, "t_fast must be an integer"),
+        ({"n_layers": "4"}, "n_layers must be an integer, not str"),
+        ({"d_ff": True}, "d_ff must be an integer, not bool"),
+        ({"threshold": float("nan")}, "threshold must be a finite number"),
+        ({"beta_init": 2.0}, "beta_init"),
+        ({"surrogate": 3}, "surrogate must be text"),
+        ({"n_layers": 3}, "do not fit: tensor blocks.2"),
+        ({"d_ff": 96}, "do not fit"),
+        ({"vocab_size": 300}, "do not fit"),
+    ],
+)
+def test_hostile_configs_fail_before_allocation(
+    small_model_dir: Path, change: dict, needle: str, monkeypatch
+) -> None:
+    """A config edit is a one-line CheckpointError before the model (or even the weight
+    tensors) is allocated: nothing of the config's size is ever built."""
+    import plastic.models.checkpoint as checkpoint
+
+    path = small_model_dir / "config.json"
+    doc = json.loads(path.read_text())
+    doc["model"].update(change)
+    path.write_text(json.dumps(doc))
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("allocated before the config was checked")
+
+    monkeypatch.setattr(checkpoint, "load_file", no_allocation)
+    monkeypatch.setattr(checkpoint, "SpikingLM", no_allocation)
+    with pytest.raises(CheckpointError, match=needle) as info:
+        load_model(small_model_dir)
+    assert "\n" not in str(info.value)
+
+
+def test_the_content_hash_covers_the_model_config(small_model_dir: Path) -> None:
+    """An edit that keeps every shape (a threshold) is another backbone: the hash fails."""
+    path = small_model_dir / "config.json"
+    doc = json.loads(path.read_text())
+    assert doc["hash_version"] == 2
+    doc["model"]["threshold"] = 0.5
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="content hash mismatch"):
+        load_model(small_model_dir)
+
+
+def test_version_1_checkpoints_keep_their_hash(small_model: SpikingLM, tmp_path: Path) -> None:
+    """A checkpoint written before the hash covered the config (the shipped one is) loads,
+    and keeps the hash that adapters, traces and caches recorded for it."""
+    from plastic.models.checkpoint import DEFAULT_MODEL_DIR, content_hash
+
+    digest = save_model(small_model, tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "config.json").read_text())
+    v1 = content_hash(small_model.state_dict())
+    assert v1 != digest
+    del doc["hash_version"]
+    doc["content_hash"] = v1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(doc))
+    assert load_model(tmp_path / "m").content_hash == v1
+    shipped = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert "hash_version" not in shipped
+    assert load_model(DEFAULT_MODEL_DIR).content_hash == shipped["content_hash"]

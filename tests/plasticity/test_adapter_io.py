@@ -193,3 +193,56 @@ def test_an_adapter_saved_before_a_mix_exponent_mixes_without_it(key: str, tmp_p
         loaded.adapters["default"].layers["readout"].weights,
         model.adapters["default"].layers["readout"].weights,
     )
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("sites.readout.rule.eligibility", np.nan),
+        ("sites.readout.rule.baseline", np.inf),
+        ("sites.readout.rule.x_pre", -np.inf),
+        ("rewards.surprise.stats", np.nan),
+    ],
+)
+def test_non_finite_learning_state_is_refused_on_load(tmp_path: Path, key, value) -> None:
+    """NaN or inf in a trace, eligibility or baseline used to load, then crash mid-reply."""
+    _, out = _trained(tmp_path)
+    path = out / WEIGHTS_FILE
+    arrays = load_file(str(path))
+    arrays[key].reshape(-1)[0] = value
+    save_file(arrays, str(path))
+    target = PlasticModel(make_backbone())
+    with pytest.raises(CheckpointError, match=f"{key} holds NaN or infinite values"):
+        target.load(out)
+    assert target.adapter_names == []
+
+
+def test_bad_counters_rng_and_seed_are_refused_on_load(tmp_path: Path) -> None:
+    _, out = _trained(tmp_path)
+    config_path = out / CONFIG_FILE
+    good = json.loads(config_path.read_text())
+    for change, needle in [
+        ({"counters": {**good["counters"], "turns": "3"}}, "counter turns"),
+        ({"counters": {**good["counters"], "turns": -1}}, "counter turns"),
+        ({"counters": {**good["counters"], "last_reward": None}}, "counter last_reward"),
+        ({"counters": [1, 2]}, "counters must be an object"),
+        ({"enabled": "yes"}, "enabled must be true or false"),
+        ({"config": {**good["config"], "seed": -4}}, "seed must be a whole number"),
+        ({"config": {**good["config"], "seed": "7"}}, "seed must be a whole number"),
+    ]:
+        config_path.write_text(json.dumps({**good, **change}))
+        with pytest.raises(CheckpointError, match=needle):
+            PlasticModel(make_backbone()).load(out)
+    config_path.write_text(json.dumps(good))
+    path = out / WEIGHTS_FILE
+    arrays = load_file(str(path))
+    arrays["rng.pcg64"] = arrays["rng.pcg64"][:4]
+    save_file(arrays, str(path))
+    with pytest.raises(CheckpointError, match="rng.pcg64"):
+        PlasticModel(make_backbone()).load(out)
+    arrays = load_file(str(path))
+    arrays["rng.pcg64"] = np.zeros(6, np.uint64)
+    arrays["sites.readout.rule.step"] = np.array([-5], np.int64)
+    save_file(arrays, str(path))
+    with pytest.raises(CheckpointError, match="negative"):
+        PlasticModel(make_backbone()).load(out)

@@ -9,12 +9,13 @@ turn's figures or the command's result) and notes to stderr.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console
+
+from plastic.cli.app import finite
 
 if TYPE_CHECKING:
     from plastic.cli.chat.commands import CommandResult
@@ -150,7 +151,7 @@ class JsonRenderer:
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        self.out.write(json.dumps(_finite(obj), ensure_ascii=False) + "\n")
+        self.out.write(json.dumps(finite(obj), ensure_ascii=False, allow_nan=False) + "\n")
         self.out.flush()
 
     def user(self, text: str) -> None:
@@ -193,14 +194,3 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(printable(text))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: replace them by null (recursively)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from plastic.cli.chat.commands import PREFIX, SlashCommands, is_command
 from plastic.cli.chat.render import Renderer
+from plastic.errors import PlasticError, one_line
 from plastic.models.generate import (
     Conversation,
     Generation,
@@ -124,6 +125,8 @@ class ChatSession:
                 if not interactive:
                     raise
                 self.renderer.note("interrupted")
+            except (OSError, PlasticError) as exc:  # a full disk, a bad path: the chat goes on
+                self.renderer.note(f"error: {one_line(exc)}")
             if self.quit_requested:
                 break
 

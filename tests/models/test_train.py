@@ -1,0 +1,121 @@
+"""Training: exact resume after Ctrl-C, no --valid, options checked before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+
+from plastic.models import train as train_module
+from plastic.models.train import STATE_JSON, TrainConfig, train
+from tests.cli.test_errors import assert_one_line_error, run_main
+
+SMALL = dict(d_model=32, n_layers=2, d_ff=64, n_heads=4, name="test-small")
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    rng = random.Random(0)
+    words = ["spike", "neuron", "synapse", "learns", "the", "a", "slowly", "fires"]
+    path = tmp_path / "train.txt"
+    path.write_text(" ".join(rng.choice(words) for _ in range(1500)))
+    return path
+
+
+def config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
+    return TrainConfig(
+        data=str(data),
+        valid=None,
+        out=str(out),
+        steps=steps,
+        batch_size=2,
+        seq_len=16,
+        warmup_steps=2,
+        eval_every_s=1e9,
+        compile=False,
+        model_overrides=SMALL,
+    )
+
+
+def final_hash(out: Path) -> str:
+    return json.loads((out / "last" / "config.json").read_text())["content_hash"]
+
+
+def test_resume_after_ctrl_c_mid_step_is_bit_exact(data: Path, tmp_path: Path, monkeypatch):
+    """N steps straight == k steps, a Ctrl-C in the middle of step k+1, --resume to N."""
+    straight = tmp_path / "straight"
+    train(config(data, straight))
+
+    calls = {"n": 0}
+    real_penalty = train_module.rate_penalty
+
+    def penalty_then_sigint(rates, target):  # runs mid-step: after the batch was drawn
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_penalty(rates, target)
+
+    interrupted = tmp_path / "interrupted"
+    monkeypatch.setattr(train_module, "rate_penalty", penalty_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(data, interrupted))
+    assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 4  # a whole step
+    monkeypatch.setattr(train_module, "rate_penalty", real_penalty)
+    train(config(data, interrupted))  # resumes the run in `interrupted`
+    assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 6
+    assert final_hash(interrupted) == final_hash(straight)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_train_without_valid_through_its_evaluations(data: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size"]
+    argv += ["2", "--seq-len", "16", "--no-compile", "--eval-every", "0.000001"]
+    try:
+        from plastic.cli.main import main
+
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "valid n/a" in err and "done: 2 steps" in err
+    assert (out / "last" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "-1"], "--lr"),
+        (["--seq-len", "1"], "--seq-len"),
+        (["--target-rate", "2"], "--target-rate"),
+        (["--eval-every", "inf"], "--eval-every"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_options_are_one_line(data: Path, tmp_path: Path, capsys, options, needle) -> None:
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2"]
+    code, err = run_main([*argv, *options], capsys)
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_paths_are_one_line(data: Path, tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    code, err = run_main(
+        ["train", "--data", str(data), "--out", str(a_file), "--steps", "2"], capsys
+    )
+    assert_one_line_error(code, err, "is a file")
+    code, err = run_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r")], capsys)
+    assert_one_line_error(code, err)
+    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--steps", "2"]
+    code, err = run_main(argv, capsys)
+    assert_one_line_error(code, err, "is a directory")
