@@ -70,6 +70,22 @@ def lif_counts(current, beta, threshold, t_fast, spikes, counts):
 
 
 @njit(cache=True, nogil=True)
+def drive_population(x, norm_w, norm_eps, w_t, beta, threshold, t_fast, h, cur, spikes, counts):
+    """A population driven by w rmsnorm(x) for one token: spikes [T, n], counts [n]; total."""
+    rms_norm(x, norm_w, norm_eps, h)
+    matvec_t(w_t, h, cur)
+    return lif_counts(cur, beta, threshold, t_fast, spikes, counts)
+
+
+@njit(cache=True, nogil=True)
+def add_matvec_t(w_t, v, dx, x):
+    """x += v @ w_t (the product is formed in dx first, as the torch path adds a whole path)."""
+    matvec_t(w_t, v, dx)
+    for i in range(x.shape[0]):
+        x[i] = x[i] + dx[i]
+
+
+@njit(cache=True, nogil=True)
 def encoder_path(tokens, embed, beta, threshold, t_fast, w_enc_t, spikes, x, work):
     """x[b] = w_enc @ counts of the encoder population driven by embed[tokens[b]]."""
     d = embed.shape[1]
@@ -117,9 +133,9 @@ def mix_path(
     dx = work[8 * d : 9 * d]
     total = 0
     for b in range(x.shape[0]):
-        rms_norm(x[b], norm_w, norm_eps, h)
-        matvec_t(w_in_t, h, cur)
-        total += lif_counts(cur, beta, threshold, t_fast, spikes[:, b], counts)
+        total += drive_population(
+            x[b], norm_w, norm_eps, w_in_t, beta, threshold, t_fast, h, cur, spikes[:, b], counts
+        )
         matvec_t(w_qkvg_t, counts, qkvg)
         for hd in range(heads):
             g_h = decay[hd]
@@ -143,9 +159,7 @@ def mix_path(
         for i in range(d):
             gate = qkvg[3 * d + i]
             y[i] = y[i] * (gate / (np.float32(1.0) + np.exp(-gate)))
-        matvec_t(w_out_t, y, dx)
-        for i in range(d):
-            x[b, i] = x[b, i] + dx[i]
+        add_matvec_t(w_out_t, y, dx, x[b])
     return total
 
 
@@ -160,10 +174,8 @@ def ffn_path(x, norm_w, norm_eps, w_up_t, beta, threshold, t_fast, w_down_t, spi
     counts = work[2 * d + n : 2 * d + 2 * n]
     total = 0
     for b in range(x.shape[0]):
-        rms_norm(x[b], norm_w, norm_eps, h)
-        matvec_t(w_up_t, h, cur)
-        total += lif_counts(cur, beta, threshold, t_fast, spikes[:, b], counts)
-        matvec_t(w_down_t, counts, dx)
-        for i in range(d):
-            x[b, i] = x[b, i] + dx[i]
+        total += drive_population(
+            x[b], norm_w, norm_eps, w_up_t, beta, threshold, t_fast, h, cur, spikes[:, b], counts
+        )
+        add_matvec_t(w_down_t, counts, dx, x[b])
     return total
