@@ -114,9 +114,11 @@ class FastStep:
         self._key: tuple | None = None
         self._w: _Weights | None = None
         self._k_scale = np.float32((cfg.d_model // cfg.n_heads) ** -0.5)
-        d, n = cfg.d_model, cfg.d_ff
-        self._work = np.zeros(max(9 * d, 2 * d + 2 * n), np.float32)
-        self._x: dict[int, torch.Tensor] = {}  # the residual stream, per batch size
+        self._work_size = max(9 * cfg.d_model, 2 * cfg.d_model + 2 * cfg.d_ff)
+        # Scratch (the residual stream, the kernels' work area) per batch size, taken from a
+        # pool for the length of a call: a hook that calls the model, or a second thread,
+        # gets buffers of its own.
+        self._pool: dict[int, list[tuple[torch.Tensor, np.ndarray]]] = {}
         self._zero_state: dict[int, np.ndarray] = {}
         names = ["encoder"]
         for i in range(cfg.n_layers):
@@ -164,18 +166,31 @@ class FastStep:
                 x.copy_(out)
 
     def __call__(self, tokens: torch.Tensor, state: LMState | None) -> LMOutput:
+        b = tokens.shape[0]
+        pool = self._pool.setdefault(b, [])
+        try:
+            buffers = pool.pop()
+        except IndexError:
+            buffers = (
+                torch.zeros(b, 1, self.model.config.d_model),
+                np.zeros(self._work_size, np.float32),
+            )
+        try:
+            return self._run(tokens, state, *buffers)
+        finally:
+            pool.append(buffers)
+
+    def _run(
+        self, tokens: torch.Tensor, state: LMState | None, x: torch.Tensor, work: np.ndarray
+    ) -> LMOutput:
         from plastic.models.spiking_lm import LMOutput, LMState
 
         model, cfg, w = self.model, self.model.config, self.weights()
         b, d, t = tokens.shape[0], cfg.d_model, cfg.timesteps
         heads = cfg.n_heads
         dh = d // heads
-        x = self._x.get(b)
-        if x is None:
-            x = self._x[b] = torch.zeros(b, 1, d)
         xn = x.numpy()[:, 0]
         ids = tokens.reshape(-1).to(torch.int64).numpy()
-        work = self._work
         totals = []
         spikes = torch.empty(t, b, 1, d)
         enc = w.enc_pop
@@ -185,6 +200,8 @@ class FastStep:
                 spikes.numpy()[:, :, 0], xn, work,
             )
         )  # fmt: skip
+        if totals[0] < 0:
+            raise IndexError(f"token ids must lie in [0, {cfg.vocab_size})")
         self._site("encoder", spikes, x)
         new_state = []
         for i, blk in enumerate(w.blocks):

@@ -87,10 +87,16 @@ def add_matvec_t(w_t, v, dx, x):
 
 @njit(cache=True, nogil=True)
 def encoder_path(tokens, embed, beta, threshold, t_fast, w_enc_t, spikes, x, work):
-    """x[b] = w_enc @ counts of the encoder population driven by embed[tokens[b]]."""
+    """x[b] = w_enc @ counts of the encoder population driven by embed[tokens[b]].
+
+    Returns the total spikes, or -1 (nothing written) if a token is outside the vocabulary.
+    """
     d = embed.shape[1]
     counts = work[:d]
     total = 0
+    for b in range(tokens.shape[0]):
+        if tokens[b] < 0 or tokens[b] >= embed.shape[0]:
+            return -1
     for b in range(tokens.shape[0]):
         total += lif_counts(embed[tokens[b]], beta, threshold, t_fast, spikes[:, b], counts)
         matvec_t(w_enc_t, counts, x[b])

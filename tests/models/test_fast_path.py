@@ -134,3 +134,32 @@ def test_autograd_takes_the_generic_path(small_model: SpikingLM) -> None:
         assert fast.supports(torch.tensor([[1]]))
         assert not fast.supports(torch.tensor([[1, 2]]))
         assert not small_model(torch.tensor([[1]])).logits.requires_grad
+
+
+def test_out_of_vocabulary_tokens_are_refused(small_model: SpikingLM) -> None:
+    vocab = small_model.config.vocab_size
+    with torch.no_grad():
+        for bad in (vocab, -1):
+            with pytest.raises(IndexError):
+                small_model(torch.tensor([[bad]]))
+
+
+def test_a_hook_may_run_the_model_itself(small_model: SpikingLM) -> None:
+    """Reentrant calls (a hook that reads a token with the same model) get their own buffers."""
+    tokens = torch.tensor([[11], [12]])
+    with torch.no_grad():
+        expected = small_model(tokens).logits
+
+        depth = [0]
+
+        def nested(site, spikes):
+            if depth[0] == 0:  # the inner call runs this hook too: nest once
+                depth[0] += 1
+                small_model(torch.tensor([[99], [98]]))
+                depth[0] -= 1
+            return None
+
+        handle = small_model.sites.add_hook("blocks.0.ffn", nested)
+        got = small_model(tokens).logits
+        handle.remove()
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
