@@ -26,6 +26,7 @@ after that position's runs, to show that memory does not grow with position.
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -135,6 +136,7 @@ def run_chat_bench(model: SpikingLM, cfg: ChatBenchConfig | None = None) -> dict
 
 def _run(model: SpikingLM, cfg: ChatBenchConfig) -> dict[str, Any]:
     steps = model.config.timesteps
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     conv = Conversation(model, seed=cfg.seed)
     _prefill_to(conv, cfg.near)
     snapshots = {"near": conv.snapshot()}
@@ -191,4 +193,8 @@ def _run(model: SpikingLM, cfg: ChatBenchConfig) -> dict[str, Any]:
         "model); rss_mb: current RSS after each position's runs (/proc/self/statm)",
         "model": {"name": model.config.name, "parameters": model.num_parameters()},
         "torch_threads": torch.get_num_threads(),
+        "load_average": {  # 1/5/15-minute load averages (other work shares the CPU)
+            "start": list(load_before) if load_before else None,
+            "end": list(os.getloadavg()) if load_before else None,
+        },
     }

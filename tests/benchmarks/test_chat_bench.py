@@ -28,6 +28,7 @@ def test_report_structure(small_model: SpikingLM) -> None:
     assert report["peak_rss_mb"] > 0
     assert report["fast_path"] is True and report["timesteps"] == small_model.config.timesteps
     assert report["bare_ms"] > 0 and report["bare_once_ms"] > 0
+    assert len(report["load_average"]["start"]) == 3
     slower = min(near["tokens_per_s"], far["tokens_per_s"])
     assert report["ratio_to_bare"] == pytest.approx(slower / report["bare_tokens_per_s"])
     assert report["ratio_to_bare_once"] == pytest.approx(slower * report["bare_once_ms"] / 1e3)
