@@ -14,7 +14,9 @@ embedding is a lookup, not a product) times a random batch-1 input of its shape,
 steps (`bare_ms`). `ratio_to_bare` = the slower position's tokens/s / (1000 / bare_ms);
 >= 0.5 is wanted. The model itself needs each product once per token, not T times (a
 population's input current is constant over a token's steps and its readouts take spike
-counts), so `bare_once_ms` and `ratio_to_bare_once` give the stricter comparison.
+counts), so `bare_once_ms` and `ratio_to_bare_once` give the stricter comparison. On a
+shared machine load only ever slows a run, so `ratio_to_bare_best` (and `_once_best`)
+compare the fastest run of each, interleaved with one another, as a check on the medians.
 `fast_path` says whether the fused single-token path ran (`--no-fast-path`: the generic
 path, for a before/after comparison in one build).
 
@@ -161,6 +163,7 @@ def _run(model: SpikingLM, cfg: ChatBenchConfig) -> dict[str, Any]:
     bare_ms = statistics.median(bare["T"])
     bare_once_ms = statistics.median(bare["once"])
     slower = min(median.values())
+    best = min(max(values) for values in runs.values())  # the slower position's fastest run
     return {
         "positions": [
             {
@@ -182,7 +185,10 @@ def _run(model: SpikingLM, cfg: ChatBenchConfig) -> dict[str, Any]:
         "min_ratio_to_bare": MIN_RATIO_TO_BARE,
         "bare_once_ms": bare_once_ms,
         "ratio_to_bare_once": slower * bare_once_ms / 1e3,
+        "ratio_to_bare_best": best * min(bare["T"]) / 1e3,
+        "ratio_to_bare_once_best": best * min(bare["once"]) / 1e3,
         "bare_runs_ms": bare["T"],
+        "bare_once_runs_ms": bare["once"],
         "bare_note": "bare_ms: per token, every weight matrix x a batch-1 input of its shape, "
         "T steps, plain torch (F.linear); bare_once_ms: each product once; ratio_to_bare*: "
         "the slower position's tokens/s over the bare rate",
