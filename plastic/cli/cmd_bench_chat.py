@@ -48,8 +48,16 @@ def bench_chat_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON result to this file.")
     ] = None,
+    fast_path: Annotated[
+        bool,
+        typer.Option(
+            "--fast-path/--no-fast-path",
+            help="Generate through the fused single-token path (default) or the generic one.",
+        ),
+    ] = True,
 ) -> None:
-    """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory.
+    """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory,
+    and tokens/s against the rate of the model's bare arithmetic (>= 0.5 wanted).
 
     With --learn: the cost of learning, tokens/s learning ÷ not learning (>= 0.9 wanted).
     """
@@ -66,10 +74,14 @@ def bench_chat_cmd(
         return
     from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
 
+    path = "fast" if fast_path else "generic"
     err.print(
-        f"bench chat: {lm.config.name}, positions {near} and {far}, {tokens} tokens x {repeats}"
+        f"bench chat: {lm.config.name}, positions {near} and {far}, {tokens} tokens x {repeats}, "
+        f"{path} path"
     )
-    cfg = ChatBenchConfig(near=near, far=far, tokens=tokens, repeats=repeats, seed=seed)
+    cfg = ChatBenchConfig(
+        near=near, far=far, tokens=tokens, repeats=repeats, seed=seed, fast_path=fast_path
+    )
     result = run_chat_bench(lm, cfg)
     if not _emit_json(result, output, json_out):
         out = Console(highlight=False, soft_wrap=True)
@@ -81,6 +93,22 @@ def bench_chat_cmd(
         verdict = "[green]constant cost[/]" if result["constant_cost"] else "[red]slower deep in[/]"
         out.print(f"ratio {result['ratio']:.3f} (>= {result['min_ratio']} wanted): {verdict}")
         out.print(f"peak memory {result['peak_rss_mb']:.0f} MiB (process peak RSS)")
+        ok = result["ratio_to_bare"] >= result["min_ratio_to_bare"]
+        verdict = "[green]ok[/]" if ok else "[red]below[/]"
+        out.print(
+            f"bare arithmetic {result['bare_ms']:.3f} ms/token ({result['timesteps']} steps of "
+            f"every weight matrix, batch 1, plain torch) = {result['bare_tokens_per_s']:.1f} "
+            f"tokens/s; ratio {result['ratio_to_bare']:.3f} "
+            f"(>= {result['min_ratio_to_bare']} wanted): {verdict}"
+        )
+        out.print(
+            f"each product once {result['bare_once_ms']:.3f} ms/token; "
+            f"ratio {result['ratio_to_bare_once']:.3f}"
+        )
+        out.print(
+            f"fastest runs only: ratio {result['ratio_to_bare_best']:.3f}, "
+            f"each product once {result['ratio_to_bare_once_best']:.3f}"
+        )
     if check and not result["constant_cost"]:
         err.print(f"[red]check failed:[/] ratio {result['ratio']:.3f} < {result['min_ratio']}")
         raise typer.Exit(1)

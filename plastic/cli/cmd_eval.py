@@ -39,7 +39,8 @@ def eval_cmd(
     model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Print bits per byte of --data (lower is better) and the spike sparsity."""
+    """Print bits per byte of --data (lower is better), the spike rate of every site and the
+    sparsity; a progress bar runs on stderr while it reads."""
     from rich.console import Console
 
     from plastic.cli.chat.render import rich_progress
@@ -80,3 +81,13 @@ def eval_cmd(
     out = Console(highlight=False, soft_wrap=True)
     sparsity_text = f", sparsity {sparsity:.1%}" if sparsity is not None else ""
     out.print(f"{bpb:.4f} bits/byte over {len(payload):,} bytes{sparsity_text}")
+    if rates:
+        width = max(len(name) for name in rates)
+        out.print(f"{'site':<{width}}  {'rate':>7}  {'sparsity':>8}")
+        for name, rate in rates.items():
+            out.print(f"{name:<{width}}  {rate:>7.2%}  {1.0 - rate:>8.1%}")
+    out.print(
+        f"{seconds:.1f} s, {len(payload) / seconds:,.0f} bytes/s"
+        if seconds > 0
+        else f"{seconds:.1f} s"
+    )

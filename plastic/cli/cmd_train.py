@@ -22,6 +22,11 @@ def train_cmd(
     minutes: float | None = typer.Option(None, "--minutes", help="Wall-clock training budget."),
     steps: int | None = typer.Option(None, "--steps", help="Step budget (instead of --minutes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Start a new run from this checkpoint's weights (fresh optimizer and schedule).",
+    ),
     device: str = typer.Option(
         "cpu", "--device", help="cpu or cuda (cuda: bf16 autocast + checkpointing)."
     ),
@@ -48,6 +53,8 @@ def train_cmd(
     from plastic.errors import ConfigError
     from plastic.models.train import STATE_JSON, TrainConfig, train
 
+    if init is not None and resume:
+        raise ConfigError("--init starts a new run and --resume continues one: give only one")
     if (out / STATE_JSON).exists() and not resume:
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it")
     if resume and not (out / STATE_JSON).exists():
@@ -70,6 +77,7 @@ def train_cmd(
         threads=threads,
         compile=compile_,
         model_overrides=overrides,
+        init=str(init) if init is not None else None,
     )
     cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)
@@ -88,6 +96,8 @@ def train_cmd(
         if kind == "start":
             verb = "resuming" if ev["resumed"] else "starting"
             err.print(f"{verb} {preset}: {ev['parameters']:,} parameters, step {ev['step']}")
+            if not ev["resumed"] and ev.get("init_content_hash"):
+                err.print(f"from {init} (content hash {ev['init_content_hash'][:12]})")
         elif kind == "step":
             vb = f"{ev['valid_bpb']:.3f}" if ev["valid_bpb"] is not None else "-"
             info = (

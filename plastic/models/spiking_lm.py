@@ -125,6 +125,10 @@ class SpikingLM(nn.Module):
         self.norm_out = nn.RMSNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
         self.gradient_checkpointing = False
+        # Single-token calls outside autograd run through fused kernels (fast_path.py);
+        # False forces the generic path (the reference the fast path is tested against).
+        self.fast_inference = True
+        self._fast_step = None
         self._init_weights()
         T = cfg.timesteps
         sites = [SiteInfo("encoder", d, d, "residual", T)]
@@ -163,6 +167,9 @@ class SpikingLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor, state: LMState | None = None) -> LMOutput:
         """Run tokens [B, S] from `state` (None = fresh); return logits, new state and rates."""
+        fast = self._fast_path_for(tokens)
+        if fast is not None:
+            return fast(tokens, state)
         rates: dict[str, torch.Tensor] = {}
         spikes = self.encoder(self.embed(tokens))
         rates["encoder"] = spikes.mean()
@@ -184,6 +191,16 @@ class SpikingLM(nn.Module):
         logits = self.head(self.norm_out(x))
         logits = self.sites.run("readout", last_ffn, logits)
         return LMOutput(logits, LMState(tuple(new_mix)), rates)
+
+    def _fast_path_for(self, tokens: torch.Tensor):
+        """The fused single-token path if it applies to this call (see fast_path.py), else None."""
+        if not self.fast_inference or torch.is_grad_enabled() or tokens.shape[-1] != 1:
+            return None
+        if self._fast_step is None:
+            from plastic.models.fast_path import FastStep
+
+            self._fast_step = FastStep(self)
+        return self._fast_step if self._fast_step.supports(tokens) else None
 
     def _block(self, i: int, block: SpikingBlock, x: torch.Tensor, prev: torch.Tensor | None):
         sp_mix = block.mix.spikes(x)

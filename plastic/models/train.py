@@ -57,6 +57,7 @@ class TrainConfig:
     threads: int | None = None
     compile: bool = True  # torch.compile each LIF population (about 3x faster per population)
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
 
     def validate(self) -> TrainConfig:
         if (self.minutes is None) == (self.steps is None):
@@ -209,6 +210,24 @@ class _StepBoundaryInterrupt:
             self._previous = None
 
 
+def init_from_checkpoint(cfg: TrainConfig) -> tuple[SpikingLM, str]:
+    """The model a new run starts from with `--init DIR`, and that checkpoint's content hash.
+
+    The checkpoint must have exactly the shape the run asks for (preset + overrides): a
+    mismatch is one ConfigError line naming the fields that differ.
+    """
+    model = load_model(cfg.init, verify=True)
+    want = preset(cfg.preset, **cfg.model_overrides).to_dict()
+    have = model.config.to_dict()
+    diff = [f"{k} {have.get(k)!r} != {want[k]!r}" for k in want if have.get(k) != want[k]]
+    if diff:
+        raise ConfigError(
+            f"--init {cfg.init}: checkpoint does not match --preset {cfg.preset} "
+            f"(checkpoint vs run: {'; '.join(diff)})"
+        )
+    return model, model.content_hash
+
+
 def compile_populations(model: SpikingLM) -> None:
     """torch.compile every LIF population in place.
 
@@ -236,8 +255,12 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
+    init_hash = None
     if resuming:
         model = load_model(last_dir, verify=True)
+        model.train()
+    elif cfg.init is not None:
+        model, init_hash = init_from_checkpoint(cfg)
         model.train()
     else:
         model = SpikingLM(preset(cfg.preset, **cfg.model_overrides))
@@ -257,6 +280,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         betas=(0.9, 0.98),
     )
     meta = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "best_valid_bpb": None}
+    if init_hash is not None:
+        meta["init_content_hash"] = init_hash
     if resuming:
         meta.update(_load_train_state(out, opt, gen))
         for k in ("param_groups",):
@@ -272,6 +297,8 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
 
     def checkpoint(valid_bpb: float | None) -> None:
         info = {"train_config": asdict(cfg), "step": meta["step"], "tokens": meta["tokens"]}
+        if "init_content_hash" in meta:
+            info["init_content_hash"] = meta["init_content_hash"]
         save_model(model, last_dir, meta=dict(info, valid_bpb=valid_bpb))
         if valid_bpb is not None and (
             meta["best_valid_bpb"] is None or valid_bpb < meta["best_valid_bpb"]

@@ -54,3 +54,42 @@ def test_eval_max_bytes_and_plain_output(tmp_path: Path, small_model_dir: Path) 
     plain = runner.invoke(app, args)
     assert plain.exit_code == 0
     assert plain.stdout.startswith(f"{report['bits_per_byte']:.4f} bits/byte over 100 bytes")
+
+
+def test_plain_output_lists_the_rate_of_every_site(tmp_path: Path, small_model_dir: Path) -> None:
+    data = tmp_path / "text.txt"
+    data.write_bytes(TEXT)
+    args = ["eval", "--data", str(data), "--model", str(small_model_dir)]
+    report = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    lines = runner.invoke(app, args).stdout.splitlines()
+    assert lines[1].split() == ["site", "rate", "sparsity"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2 : 2 + len(report["rates"])]}
+    assert set(rows) == set(report["rates"])
+    for name, rate in report["rates"].items():
+        assert rows[name] == [f"{rate:.2%}", f"{1 - rate:.1%}"]
+
+
+def test_progress_reaches_the_whole_file(
+    tmp_path: Path, small_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import contextmanager
+
+    from plastic.cli.chat import render
+
+    seen: list[tuple[str, int, list[int]]] = []
+
+    @contextmanager
+    def recording(console, label, total):
+        assert console.stderr
+        done: list[int] = []
+        seen.append((label, total, done))
+        yield lambda n, _total: done.append(n)
+
+    monkeypatch.setattr(render, "rich_progress", recording)
+    data = tmp_path / "text.txt"
+    data.write_bytes(TEXT * 10)
+    args = ["eval", "--data", str(data), "--model", str(small_model_dir), "--json"]
+    assert runner.invoke(app, args).exit_code == 0
+    [(label, total, done)] = seen
+    assert (label, total) == ("eval", len(TEXT) * 10)
+    assert len(done) > 1 and done == sorted(done) and done[-1] == total
