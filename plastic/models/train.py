@@ -76,10 +76,11 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {low}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError("--threads must be >= 1")
-        positive = ("lr", "eval_every_s", "grad_clip")
-        for name in positive:
+        for name in ("eval_every_s", "grad_clip"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ConfigError(f"{_option(name)} must be a finite number > 0")
+        if not (math.isfinite(self.lr) and self.lr >= 0):  # 0: checkpoints of the init weights
+            raise ConfigError(f"{_option('lr')} must be a finite number >= 0")
         for name in ("target_rate", "min_lr_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
                 raise ConfigError(f"{_option(name)} must be between 0 and 1")

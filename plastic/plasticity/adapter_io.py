@@ -295,7 +295,7 @@ def load_adapter(
 def _fill_adapter(
     adapter: Adapter, doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path
 ) -> None:
-    _check_learning_state(doc, arrays, path)
+    _check_learning_state(doc, arrays, path, _self_checked(adapter))
     if list(doc["sites"]) != adapter.sites:
         raise CheckpointError(
             f"{path}: saved for sites {doc['sites']}, but its config hits {adapter.sites} here"
@@ -338,13 +338,26 @@ def _fill_adapter(
     adapter.enabled = bool(doc.get("enabled", True))
 
 
-def _check_learning_state(doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> None:
+def _self_checked(adapter: Adapter) -> tuple[str, ...]:
+    """Prefixes of the arrays whose layers check their own integer state on load (the
+    memory's synapse links use -1 for "none")."""
+    return tuple(
+        f"sites.{site}.rule."
+        for site, layer in adapter.layers.items()
+        if hasattr(layer.synapses, "expected_weights_shape")
+    )
+
+
+def _check_learning_state(
+    doc: dict[str, Any], arrays: dict[str, np.ndarray], path: Path, self_checked: tuple[str, ...]
+) -> None:
     """CheckpointError for learning state that would only fail later, mid-reply: non-finite
     traces, eligibility or baselines, negative integer state, wrong-typed counters."""
     for key, value in sorted(arrays.items()):
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
-        if value.dtype.kind == "i" and value.size and value.min() < 0:
+        own = key.startswith(self_checked) if self_checked else False
+        if value.dtype.kind == "i" and value.size and value.min() < 0 and not own:
             raise CheckpointError(f"{path}: {key} holds negative values")
         if value.dtype.kind not in "fiub":
             raise CheckpointError(f"{path}: {key} has unsupported dtype {value.dtype}")

@@ -84,7 +84,7 @@ def test_full_disk_during_save_is_one_line_and_the_chat_goes_on(
     script = tmp_path / "script.txt"
     script.write_text(f"/save {target}\n/stats\n")
     argv = [sys.executable, "-m", "plastic.cli.main", "chat", "--model", str(small_model_dir)]
-    argv += ["--learn", "--script", str(script), "--json"]
+    argv += ["--learn", "--rule", "rstdp", "--script", str(script), "--json"]
     done = limited_run(argv, 16 * 1024)  # the adapter file is larger than that
     assert done.returncode == 0, done.stderr
     out = [json.loads(line) for line in done.stdout.splitlines()]

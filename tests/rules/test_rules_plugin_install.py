@@ -169,4 +169,10 @@ def test_autoload_can_be_turned_off(installed_plugin: Path) -> None:
     env = _env(installed_plugin, PLASTIC_DISABLE_PLUGIN_AUTOLOAD="1")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    assert [info["name"] for info in json.loads(result.stdout)] == ["delta_mixer", "detector_stdp", "hebb", "rstdp", "stdp"]
+    assert [info["name"] for info in json.loads(result.stdout)] == [
+        "delta_mixer",
+        "detector_stdp",
+        "hebb",
+        "rstdp",
+        "stdp",
+    ]
