@@ -90,19 +90,26 @@ def chat_cmd(
 
     lines = script_lines(script) if script is not None else None  # a missing file fails early
 
+    from rich.console import Console
+
     from plastic.cli.chat.render import JsonRenderer, RichRenderer
     from plastic.cli.chat.session import ChatOptions, ChatSession
     from plastic.models.checkpoint import resolve_model
     from plastic.models.generate import Conversation, Sampling
 
-    lm = resolve_model(model)
     learning = None
     recorder = None
-    if learn or adapter is not None or rule is not None or reward is not None or record:
-        from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
+    wants_adapters = learn or adapter is not None or rule is not None or reward is not None
+    with Console(stderr=True).status("loading the model", spinner="dots") as spinner:
+        lm = resolve_model(model)
+        if wants_adapters or record:
+            spinner.update("loading the learning kernels (compiled once, then cached)")
+            from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 
-        plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
-        learning = ChatLearning(plastic, learning=learn)
+            plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
+            learning = ChatLearning(plastic, learning=learn)
+            spinner.update("preparing the drift guard's probe")
+            learning.engine.prepare()
         if record is not None:
             from plastic.replay.recorder import TraceRecorder
 

@@ -47,7 +47,8 @@ import torch
 
 from plastic.plasticity.adapter import AdapterSnapshot
 from plastic.plasticity.config import GuardConfig
-from plastic.plasticity.probe import probe_text
+from plastic.plasticity.prequential import BackbonePass, cached_pass, replay_bits
+from plastic.plasticity.probe import probe_cache_dir, probe_text
 from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class LearningEngine:
         self._last_turn_start: TurnSnapshot | None = None  # for /stats "since last turn"
         self._undo: deque[TurnSnapshot] = deque(maxlen=max(self.guards.undo_depth, 1))
         self._probe_reference: float | None = None
+        self._probe_reference_key: tuple[str, tuple[str, ...]] | None = None
+        self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
         self.last_probe: float | None = None
         self.turns = 0
         self.events: list[GuardEvent] = []  # of the latest turn / command
@@ -324,16 +327,58 @@ class LearningEngine:
         return self.guards.probe_text if self.guards.probe_text is not None else probe_text()
 
     def probe_score(self) -> float:
-        """Bits/byte of the probe text under the current adapters."""
-        self.last_probe = self.model.score(self.probe())
+        """Bits/byte of the probe text under the current adapters.
+
+        When no active adapter feeds the backbone (readout-like adapters only add to the
+        logits), the frozen backbone's reading of the probe is computed once and only the
+        adapters' part is re-run over it (`PlasticModel.replay`, exact); otherwise the
+        whole model reads the probe again.
+        """
+        bpass = self._cached_probe_pass()
+        if bpass is None:
+            self.last_probe = self.model.score(self.probe())
+        else:
+            with self.model.frozen():
+                self.last_probe = float(replay_bits(self.model, bpass).sum()) / len(bpass)
         return self.last_probe
 
     def probe_reference(self) -> float:
-        """Bits/byte of the probe text under the frozen backbone (cached)."""
-        if self._probe_reference is None:
-            with self.model.disable_adapter():
-                self._probe_reference = self.model.score(self.probe())
+        """Bits/byte of the probe text under the frozen backbone (cached per probe text and
+        computed the way `probe_score` computes, so the two compare like for like)."""
+        bpass = self._cached_probe_pass()
+        key = (self.probe(), bpass.sites if bpass is not None else ())
+        if self._probe_reference is None or self._probe_reference_key != key:
+            if bpass is None:
+                with self.model.disable_adapter():
+                    self._probe_reference = self.model.score(self.probe())
+            else:
+                self._probe_reference = float(bpass.frozen_bits().sum()) / len(bpass)
+            self._probe_reference_key = key
         return self._probe_reference
+
+    def prepare(self) -> None:
+        """Compute now what the drift guard needs later (the probe's backbone pass, read
+        from the on-disk cache when there), so that the first turn does not wait for it."""
+        if self.learning and self.guards.drift_check:
+            self._cached_probe_pass()
+
+    def _cached_probe_pass(self) -> BackbonePass | None:
+        """The frozen backbone's pass over the probe at the sites the active adapters read
+        (computed on first use, again only when the probe or the sites change); None when
+        an active adapter feeds the backbone, so that a cached pass would not be exact."""
+        model = self.model
+        if model.feeds_backbone():
+            return None
+        sites = model.replay_sites()
+        data = self.probe().encode("utf-8")
+        cached = self._probe_pass
+        if cached is None or cached.data != data or not set(sites) <= set(cached.sites):
+            with model.disable_adapter():
+                cached, _ = cached_pass(
+                    model.base_model, data, probe_cache_dir(), sites or ("readout",)
+                )
+            self._probe_pass = cached
+        return cached
 
     # -- figures ------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

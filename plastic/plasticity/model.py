@@ -327,9 +327,9 @@ class PlasticModel(nn.Module):
         readout adapters (the backbone never reads them; see the module docstring), so a
         stream can be read once by the backbone and replayed under many adapters.
         """
-        active = self.active_adapters()
-        if any(not isinstance(layer, ReadoutLayer) for a in active for layer in a.layers.values()):
+        if self.feeds_backbone():
             raise ConfigError("replay needs readout adapters only (residual ones feed back)")
+        active = self.active_adapters()
         if not active:
             self._break_stream()
             return
@@ -346,6 +346,28 @@ class PlasticModel(nn.Module):
                 self._readout_positions(readouts, [ids], logits, live)
         finally:
             stream.live = stream.learn_now = False
+
+    def feeds_backbone(self) -> bool:
+        """Whether an active adapter writes into the backbone (a residual one does): then a
+        backbone pass computed without the adapters cannot be replayed exactly. Layers say
+        so by their `feeds_backbone` attribute (unknown layers are assumed to feed it)."""
+        return any(
+            getattr(layer, "feeds_backbone", True)
+            for adapter in self.active_adapters()
+            for layer in adapter.layers.values()
+        )
+
+    def replay_sites(self) -> tuple[str, ...]:
+        """The sites whose spikes the active adapters read, for `replay` (sorted)."""
+        return tuple(
+            sorted(
+                {
+                    layer.site.name
+                    for adapter in self.active_adapters()
+                    for layer in adapter.layers.values()
+                }
+            )
+        )
 
     def _site_hook(self, adapter: Adapter, layer: ReadoutLayer | ResidualLayer) -> SiteHook:
         """The hook of one adapter layer at its site (called inside the backbone)."""

@@ -19,6 +19,7 @@ replayed bits equal those of the real path (PlasticModel fed token by token).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -52,6 +53,10 @@ class BackbonePass:
     sizes: dict[str, int]  # site -> n (neurons)
     backbone_hash: str
     seconds: float  # wall-clock of the backbone pass that produced it
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        return tuple(self.spikes)
 
     @property
     def ids(self) -> list[int]:
@@ -198,18 +203,38 @@ def cached_pass(
     """A pass from `cache_dir/<backbone>-<data>` if stored there, else computed (and stored).
 
     Returns (pass, whether it came from the cache).
+    A cache is best effort: one that cannot be read (corrupt, unreadable) is recomputed,
+    and one that cannot be written is left unwritten.
     """
     backbone = getattr(model, "content_hash", None) or ""
     directory = None
     if cache_dir is not None and backbone:
         directory = cache_dir / f"{backbone[:16]}-{data_hash(data)[:16]}-{'+'.join(sites)}"
-        stored = load_pass(directory, data, backbone)
-        if stored is not None:
+        try:
+            stored = load_pass(directory, data, backbone)
+        except (OSError, ValueError, KeyError, TypeError):
+            stored = None
+        if stored is not None and _pass_shapes_fit(stored, model):
             return stored, True
     bpass = backbone_pass(model, data, sites, chunk=chunk)
     if directory is not None:
-        save_pass(bpass, directory)
+        with contextlib.suppress(OSError):
+            save_pass(bpass, directory)
     return bpass, False
+
+
+def _pass_shapes_fit(bpass: BackbonePass, model: SpikingLM) -> bool:
+    """Whether a stored pass has the shapes this backbone would give it."""
+    if isinstance(model, PlasticModel):
+        model = model.base_model
+    n = len(bpass.data)
+    if bpass.logits.shape != (n, model.config.vocab_size):
+        return False
+    for name, arr in bpass.spikes.items():
+        site = model.sites.info.get(name)
+        if site is None or arr.shape != (n, site.timesteps, (site.size + 7) // 8):
+            return False
+    return True
 
 
 def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:

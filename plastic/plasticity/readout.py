@@ -103,6 +103,7 @@ class ReadoutLayer:
     """A readout adapter at one site; see the module docstring."""
 
     kind = "readout"
+    feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         self.site = site

@@ -230,3 +230,29 @@ def test_reset_is_undoable() -> None:
     assert all(not np.any(w) for w in weights_of(model).values())
     model.engine.undo()
     assert all(np.array_equal(learnt[k], w) for k, w in weights_of(model).items())
+
+
+def test_drift_probe_rescores_only_the_adapters_over_one_backbone_pass() -> None:
+    """The probe's backbone pass is computed once; each re-score replays the adapters over
+    it and equals reading the whole probe again through the model."""
+    model = make_plastic()
+    engine = model.engine
+    conv = Conversation(model, seed=0)
+    chat_turn(model, conv, f"Remember: {FACT}")
+    first_pass = engine._cached_probe_pass()
+    assert first_pass is not None
+    chat_turn(model, conv, f"Remember: {FACT} {FACT}")
+    assert engine._cached_probe_pass() is first_pass  # not recomputed
+    replayed = engine.probe_score()
+    assert replayed == pytest.approx(model.score(engine.probe()), abs=1e-5)
+    with model.disable_adapter():
+        frozen = model.score(engine.probe())
+    assert engine.probe_reference() == pytest.approx(frozen, abs=1e-5)
+
+
+def test_drift_probe_reads_the_whole_model_when_an_adapter_feeds_the_backbone() -> None:
+    model = make_plastic(AdapterConfig(kind="residual", rule="stdp"))
+    assert model.feeds_backbone()
+    engine = model.engine
+    assert engine._cached_probe_pass() is None
+    assert engine.probe_score() == model.score(engine.probe())
