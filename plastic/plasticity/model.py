@@ -196,13 +196,16 @@ class PlasticModel(nn.Module):
 
     @contextmanager
     def disable_adapter(self) -> Iterator[None]:
-        """Run the exact frozen backbone inside the block (A/B comparisons)."""
+        """Run the exact frozen backbone inside the block (A/B comparisons).
+
+        Scoring inside (a fresh state, `frozen()`) leaves the live stream as it was; a live
+        token read inside breaks it (the adapters did not see that token; see `forward`).
+        """
         self._all_disabled += 1
         try:
             yield
         finally:
             self._all_disabled -= 1
-            self._break_stream()
 
     def _select(self, name: str | None) -> list[Adapter]:
         return list(self.adapters.values()) if name is None else [self._get(name)]
@@ -263,7 +266,8 @@ class PlasticModel(nn.Module):
         """The backbone's forward pass plus adapters, learning per token (see module doc)."""
         active = self.active_adapters()
         if not active:
-            self._break_stream()
+            if tokens.shape[0] == 1 and not self._frozen:  # live tokens the adapters miss
+                self._break_stream()
             return self.base_model(tokens, state)
         with kernel_threads():
             return self._forward(active, tokens, state)

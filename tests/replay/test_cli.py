@@ -29,6 +29,7 @@ def run_ok(argv: list[str], capsys) -> str:
 def test_replay_verify(recorded, capsys) -> None:
     summary = run_json(["replay", str(recorded.path), "--verify"], capsys)
     assert summary["exact"] and summary["max_abs_diff"] == 0.0 and summary["checkpoints"] >= 4
+    assert summary["verdict"].startswith("reproduces the recorded weights")
     assert summary["tokens"] > 0 and summary["tokens_per_s"] > 0
     text = run_ok(["replay", str(recorded.path), "--verify", "--backend", "torch"], capsys)
     assert "(ok)" in text
@@ -57,11 +58,31 @@ def test_replay_out_writes_an_adapter_that_chat_loads(tmp_path: Path, recorded, 
 
 def test_replay_counterfactual_and_closed_loop(recorded, capsys) -> None:
     argv = ["replay", str(recorded.path), "--rule", "stdp", "--set", "a_plus=0.01"]
-    summary = run_json(argv, capsys)
-    assert not summary["exact"]
+    summary = run_json([*argv, "--model", str(recorded.model_dir)], capsys)
+    assert not summary["exact"] and summary["counterfactual"]
+    weights = summary["weights"]["default/readout"]
+    assert weights["replayed_change"] > 0 and weights["recorded_change"] > 0
+    assert weights["distance_to_recorded"] > 0
+    text = summary["text"]
+    assert text["bytes"] > 0
+    for key in ("replayed_bits_per_byte", "recorded_bits_per_byte", "frozen_bits_per_byte"):
+        assert 0 < text[key] < 16
+    assert text["replayed_bits_per_byte"] != text["recorded_bits_per_byte"]
+    assert "bits/byte" in summary["verdict"]
+    printed = run_ok([*argv, "--model", str(recorded.model_dir)], capsys)
+    assert "verdict: on the recorded user text" in printed and "frozen backbone" in printed
+    # the recorded chat's "harm" reward depended on a switch outside the model (on for one
+    # turn), which the replay cannot know: the closed loop says where it diverged, and fails
     closed = ["replay", str(recorded.path), "--closed-loop", "--model", str(recorded.model_dir)]
-    summary = run_json(closed, capsys)
+    with pytest.raises(SystemExit) as info:
+        main([*closed, "--json"])
+    captured = capsys.readouterr()
+    assert info.value.code == 1
+    assert "diverged after checkpoint" in captured.err and "feedback, undo, turn" in captured.err
+    summary = json.loads(captured.out)  # the figures come out all the same
     assert summary["mode"] == "closed_loop" and summary["tokens_per_s"] > 0
+    assert not summary["exact"] and summary["verdict"] == summary["divergence"]
+    assert summary["checkpoints"][0]["max_abs_diff"] <= 1e-6  # exact before the harm turn
     code, err = run_main([*argv, "--verify"], capsys)
     assert_one_line_error(code, err, "--verify needs the recorded rule")
 
