@@ -83,6 +83,8 @@ def test_closed_loop_is_exact_on_a_chat_with_every_command(tmp_path: Path) -> No
     reader = TraceReader(tmp_path / "chat.zarr")
     result = closed_loop(reader, resolve_model(str(model_dir)))
     assert result.tokens == reader.n_tokens
+    for entry in reader.network_sites():  # one row of backbone spike counts per token
+        assert reader.network_counts(entry["site"]).shape[0] == reader.n_tokens
     assert np.any(final != 0)  # it learnt something
     assert max(result.final_diff.values()) <= EXACT
     replayed = result.weights()["default/readout"]
