@@ -10,25 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from plastic.cli.app import app
+from plastic.cli.settings import parse_sets
 from plastic.errors import ConfigError, TraceError
 
 EXACT_TOLERANCE = 1e-6  # = plastic.replay.closed_loop.EXACT_TOLERANCE (not imported: startup)
 VERIFY_TOLERANCE = EXACT_TOLERANCE
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are JSON when they parse (numbers, true/false), else text."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 @app.command("replay")

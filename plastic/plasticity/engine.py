@@ -405,9 +405,17 @@ class LearningEngine:
                     **layer.rates(),
                 }
                 sites[site] = entry
+            first = next(iter(adapter.layers.values()), None)
+            settings = adapter.config.to_dict()
+            settings.pop("rule_params", None)
+            settings["scale"] = adapter.config.effective_scale
+            settings["target_sites"] = list(adapter.layers)
             adapters[name] = {
                 "kind": adapter.config.kind,
                 "rule": adapter.config.rule,
+                # the values in use: the rule's effective parameters, the adapter's config
+                "rule_params": first.synapses.params.to_dict() if first is not None else {},
+                "settings": settings,
                 "enabled": adapter.enabled,
                 "rewards": list(adapter.rewards.names),
                 "last_reward": dict(adapter.rewards.last),
