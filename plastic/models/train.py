@@ -277,6 +277,7 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         on_event({"event": "interrupted", **meta})
         log.close()
         raise
+    on_event({"event": "finishing", "validating": valid is not None, **meta})
     valid_bpb = evaluate()
     checkpoint(valid_bpb)
     final = {"event": "done", "valid_bpb": valid_bpb, **meta}

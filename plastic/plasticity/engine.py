@@ -91,7 +91,9 @@ class LearningEngine:
         self.model = model
         self._turn: TurnSnapshot | None = None  # the open turn's start
         self._last_turn_start: TurnSnapshot | None = None  # for /stats "since last turn"
-        self._undo: deque[TurnSnapshot] = deque(maxlen=max(self.guards.undo_depth, 1))
+        # (what it undoes, the state before it), newest last
+        self._undo: deque[tuple[str, TurnSnapshot]] = deque(maxlen=max(self.guards.undo_depth, 1))
+        self._feedback_value: float | None = None  # of the feedback turn now open
         self._probe_reference: float | None = None
         self._probe_reference_key: tuple[str, tuple[str, ...]] | None = None
         self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
@@ -159,7 +161,10 @@ class LearningEngine:
                 self._count_guard(None)
                 probe = self.last_probe
         if changed:
-            self._undo.append(start)
+            what = f"turn {self.turns}"
+            if self._feedback_value is not None:
+                what += f" ({'/good' if self._feedback_value > 0 else '/bad'})"
+            self._undo.append((what, start))
             for adapter in self.model.adapters.values():
                 adapter.counters.turns += 1
         norms = self._change_norms(start)
@@ -250,6 +255,7 @@ class LearningEngine:
         own_turn = self._turn is None
         if own_turn:
             self.begin_turn()
+            self._feedback_value = float(value)
         credited = []
         for adapter in self.model.active_adapters():
             reward = adapter.rewards.on_feedback(float(value))
@@ -272,10 +278,17 @@ class LearningEngine:
             self.events.append(GuardEvent("feedback", "no active adapter takes feedback"))
         else:
             self.events.append(
-                GuardEvent("feedback", "nothing to credit: the last reply was already credited")
+                GuardEvent(
+                    "feedback",
+                    "nothing to credit: the last reply was already credited (one /good or "
+                    "/bad per reply; /undo takes the credit back)",
+                )
             )
         if own_turn:
-            return self.end_turn()
+            try:
+                return self.end_turn()
+            finally:
+                self._feedback_value = None
         return TurnReport(self.turns, False, False, {}, None, None, list(self.events))
 
     def undo(self) -> GuardEvent:
@@ -284,10 +297,11 @@ class LearningEngine:
         if not self._undo:
             event = GuardEvent("undo", "nothing to undo")
         else:
-            snap = self._undo.pop()
+            what, snap = self._undo.pop()
             self._restore(snap, keep_counters=False)
+            left = f"; {len(self._undo)} more can be undone" if self._undo else ""
             event = GuardEvent(
-                "undo", f"restored the adapters as they were before turn {self.turns}"
+                "undo", f"undid {what}: the adapters are as they were before it{left}"
             )
             self._last_turn_start = snap
         self.events = [event]
@@ -297,7 +311,7 @@ class LearningEngine:
 
     def reset(self, name: str | None = None) -> GuardEvent:
         """Adapters back to their initial weights (undoable)."""
-        self._undo.append(self._snapshot())
+        self._undo.append((f"the reset after turn {self.turns}", self._snapshot()))
         self.model.reset(name)
         event = GuardEvent("reset", "adapters reset to their initial weights (/undo reverts)")
         self.events = [event]
@@ -440,7 +454,12 @@ class LearningEngine:
     def status(self) -> dict[str, Any]:
         """Short fields for the chat's status line (guard messages of the latest turn)."""
         fields: dict[str, Any] = {"learn": "on" if self.learning else "off"}
-        rewards = [a.counters.last_reward for a in self.model.active_adapters()]
+        # a reward only where it can do something: learning on, a rule that uses rewards
+        rewards = [
+            a.counters.last_reward
+            for a in self.model.active_adapters()
+            if self.learning and a.uses_reward
+        ]
         if rewards:
             fields["reward"] = rewards[0] if len(rewards) == 1 else rewards
         if self.last_probe is not None:
