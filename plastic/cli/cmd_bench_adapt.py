@@ -15,8 +15,6 @@ from plastic.cli.app import bench_app
 from plastic.cli.cmd_chat import MODEL_HELP
 from plastic.errors import ConfigError
 
-DEFAULT_FORGET = "../shared/data/gutenberg/gutenberg.valid.txt"
-
 
 def _read(path: Path, max_bytes: int, what: str, offset: int = 0) -> bytes:
     try:
@@ -54,8 +52,13 @@ def bench_adapt_cmd(
         typer.Option("--adapter-config", help="adapter_config.json to use instead of the default."),
     ] = None,
     forget: Annotated[
-        str, typer.Option("--forget", help="Domain-A text for forgetting ('none': skip).")
-    ] = DEFAULT_FORGET,
+        Path | None,
+        typer.Option(
+            "--forget",
+            help="Text like the backbone's training text, scored before and after each "
+            "system learns: forgetting (optional; left out, it is not measured).",
+        ),
+    ] = None,
     forget_bytes: Annotated[
         int, typer.Option("--forget-bytes", min=1, help="Bytes of it scored.")
     ] = 50_000,
@@ -106,8 +109,8 @@ def bench_adapt_cmd(
         raise ConfigError("bench adapt replays readout adapters only (kind 'readout')")
     streams = {str(p): _read(p, max_bytes, "stream", offset) for p in stream}
     forget_data = None
-    if forget.lower() != "none":
-        forget_data = _read(Path(forget), forget_bytes, "forgetting text")
+    if forget is not None and str(forget).lower() != "none":
+        forget_data = _read(forget, forget_bytes, "forgetting text")
     torch.set_num_threads(threads)
     lm = resolve_model(model)
     err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -81,3 +81,5 @@ def eval_cmd(
     out = Console(highlight=False, soft_wrap=True)
     sparsity_text = f", sparsity {sparsity:.1%}" if sparsity is not None else ""
     out.print(f"{bpb:.4f} bits/byte over {len(payload):,} bytes{sparsity_text}")
+    for site, rate in rates.items():
+        out.print(f"  {site}: spike rate {rate:.4f} (sparsity {1.0 - rate:.1%})")
