@@ -47,13 +47,14 @@ import torch
 
 from plastic.plasticity.adapter import AdapterSnapshot
 from plastic.plasticity.config import GuardConfig
-from plastic.plasticity.prequential import BackbonePass, cached_pass, replay_bits
+from plastic.plasticity.prequential import BackbonePass, cached_pass, scored_bits, site_counts
 from plastic.plasticity.probe import probe_cache_dir, probe_text
 from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
     from plastic.models.generate import Conversation, FeedResult
     from plastic.plasticity.model import PlasticModel
+    from plastic.plasticity.readout import SiteCounts
 
 TurnSnapshot = dict[str, AdapterSnapshot]
 
@@ -97,6 +98,7 @@ class LearningEngine:
         self._probe_reference: float | None = None
         self._probe_reference_key: tuple[str, tuple[str, ...]] | None = None
         self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
+        self._probe_counts: dict[str, SiteCounts] | None = None  # its spike counts per site
         self.last_probe: float | None = None
         self.turns = 0
         self.events: list[GuardEvent] = []  # of the latest turn / command
@@ -352,8 +354,10 @@ class LearningEngine:
         if bpass is None:
             self.last_probe = self.model.score(self.probe())
         else:
-            with self.model.frozen():
-                self.last_probe = float(replay_bits(self.model, bpass).sum()) / len(bpass)
+            if self._probe_counts is None:
+                self._probe_counts = site_counts(bpass)
+            bits = scored_bits(self.model, bpass, self._probe_counts)
+            self.last_probe = float(bits.sum()) / len(bpass)
         return self.last_probe
 
     def probe_reference(self) -> float:
@@ -392,6 +396,7 @@ class LearningEngine:
                     model.base_model, data, probe_cache_dir(), sites or ("readout",)
                 )
             self._probe_pass = cached
+            self._probe_counts = None
         return cached
 
     # -- figures ------------------------------------------------------------------------

@@ -340,3 +340,75 @@ def warm_up() -> None:
     running_mean(rates, 0.0, 0.5, counts, 0.5)  # a position's counts (float32)
     running_mean(rates, 0.5, 0.5, rates.copy(), 0.5)  # a learnt token's rates (float64)
     chi_distance(rates, rates.copy(), 1e-3)
+
+
+@njit(cache=True)
+def score_positions(
+    logits,
+    tokens,
+    bos,
+    counts,
+    totals,
+    offsets,
+    active,
+    weights,
+    gain,
+    sharpness,
+    gate_power,
+    cache_mix,
+    purity_power,
+    confidence_power,
+    doubt_power,
+    context_on,
+    context_step,
+    timesteps,
+    signature,
+    signature_weight,
+    tolerance,
+    floor,
+    context,
+    delta,
+):
+    """A readout layer's contribution to every row of `logits` [N, V] of a text it only
+    reads (no learning), in one call: per position s the steps of `ReadoutLayer.contribute`
+    for a scored (not live) position, from precomputed spike counts (counts[s] [n], their
+    sum totals[s], the active neurons active[offsets[s]:offsets[s + 1]]). The text's context
+    (`context` [n], a scratch buffer) restarts from `signature` at every `bos` token."""
+    weight = 0.0
+    for s in range(logits.shape[0]):
+        row = logits[s]
+        if context_on:
+            if tokens[s] == bos:
+                context[:] = signature
+                weight = 1.0 if signature_weight > 0 else 0.0
+            weight = running_mean(context, weight, context_step, counts[s], 1.0 / timesteps)
+        start, stop = offsets[s], offsets[s + 1]
+        if stop == start:
+            continue
+        sum_rows(weights, active[start:stop], stop - start, counts[s], 1.0 / totals[s], delta)
+        lam = cache_mix
+        if lam > 0 and purity_power > 0:
+            lam *= purity(delta) ** purity_power
+        g = gain
+        if gate_power > 0:
+            g *= doubt(row) ** gate_power
+        sharpen(delta, sharpness, g)
+        gate = 1.0
+        if context_on and signature_weight != 0.0:
+            excess = (2.0 * tolerance - chi_distance(context, signature, floor)) / tolerance
+            gate = min(1.0, max(0.0, excess))
+        if cache_mix > 0:
+            nonzero = False
+            for j in range(delta.shape[0]):
+                if delta[j] != 0.0:
+                    nonzero = True
+                    break
+            if gate > 0 and nonzero:
+                mix_cache(row, delta, lam * gate, confidence_power, doubt_power)
+        elif gate == 1.0:
+            for j in range(row.shape[0]):
+                row[j] += delta[j]
+        elif gate > 0:
+            g32 = np.float32(gate)
+            for j in range(row.shape[0]):
+                row[j] += g32 * delta[j]

@@ -34,7 +34,9 @@ import torch
 from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
+from plastic.plasticity.kernels import kernel_threads
 from plastic.plasticity.model import PlasticModel
+from plastic.plasticity.readout import SiteCounts
 
 PASS_FORMAT_VERSION = 1
 LN2 = math.log(2.0)
@@ -258,3 +260,32 @@ def replay_bits(plastic: PlasticModel, bpass: BackbonePass, *, chunk: int = 512)
         plastic.replay(ids[start:stop], logits, spikes)
         bits[start:stop] = logits_bits(logits[0], targets[start:stop])
     return bits
+
+
+def site_counts(bpass: BackbonePass) -> dict[str, SiteCounts]:
+    """Every site's spike counts over the whole pass, as `ReadoutLayer.score_rows` reads them
+    (compute once per pass: the backbone is frozen)."""
+    return {
+        site: SiteCounts.from_counts(bpass.spike_counts(site, 0, len(bpass)))
+        for site in bpass.spikes
+    }
+
+
+def scored_bits(
+    plastic: PlasticModel, bpass: BackbonePass, counts: dict[str, SiteCounts] | None = None
+) -> np.ndarray:
+    """Bits of every byte [N] of the pass under `plastic`'s current adapters, learning
+    nothing (as `PlasticModel.score` would give them): each layer that can (`score_rows`)
+    scores every position in one kernel call; otherwise the adapters replay the pass
+    position by position inside `frozen()` (`replay_bits`)."""
+    layers = [layer for a in plastic.active_adapters() for layer in a.layers.values()]
+    if not all(hasattr(layer, "score_rows") for layer in layers):
+        with plastic.frozen():
+            return replay_bits(plastic, bpass)
+    counts = counts if counts is not None else site_counts(bpass)
+    logits = bpass.logits.copy()
+    tokens = np.asarray(bpass.ids, np.int64)
+    with kernel_threads():
+        for layer in layers:
+            layer.score_rows(logits, tokens, counts[layer.site.name])
+    return logits_bits(logits, np.frombuffer(bpass.data, np.uint8))

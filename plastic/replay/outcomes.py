@@ -6,8 +6,8 @@ final weights are compared with the recorded final weights (the trace's last che
 and with the session's start weights, and the text the user typed in the recorded chat
 (every observed token, in order, at most MAX_TEXT_BYTES of it) is scored three ways:
 the replayed weights, the recorded weights, the frozen backbone. Scoring reads the text
-once with the backbone (`backbone_pass`) and replays each adapter over that pass
-(`replay_bits`: exact for readout adapters), from a fresh state, learning nothing; every
+once with the backbone (`backbone_pass`) and scores each weight set over that pass
+(`scored_bits`: exact for readout adapters), from a fresh state, learning nothing; every
 adapter keeps the context signature the session started with, so the two weight sets
 are compared under the same gate.
 """
@@ -88,7 +88,7 @@ def text_figures(
     """Bits/byte of the recorded user text under each weight set ("name" -> site weights)
     and under the frozen backbone; None when the trace holds no user text or an adapter
     feeds the backbone (residual: one backbone pass cannot score it)."""
-    from plastic.plasticity.prequential import backbone_pass, replay_bits
+    from plastic.plasticity.prequential import backbone_pass, scored_bits, site_counts
     from plastic.replay.closed_loop import build_model
 
     data = recorded_user_text(reader)
@@ -96,6 +96,7 @@ def text_figures(
         return None
     sites = tuple(sorted({spec.site for spec in reader.sites}))
     bpass = backbone_pass(backbone, data, sites)
+    counts = site_counts(bpass)
     figures: dict[str, Any] = {
         "bytes": len(data),
         "frozen_bits_per_byte": float(bpass.frozen_bits().sum()) / len(data),
@@ -106,8 +107,7 @@ def text_figures(
             for spec in reader.sites:
                 syn = model.adapters[spec.adapter].layers[spec.site].synapses
                 syn.weights[...] = np.clip(weights[spec.key], syn.w_min, syn.w_max)
-            with model.frozen():
-                bits = replay_bits(model, bpass)
+            bits = scored_bits(model, bpass, counts)
         finally:
             for adapter in list(model.adapters):
                 model.delete_adapter(adapter)
