@@ -220,7 +220,7 @@ class NetworkTap:
                 continue  # the readout site exposes the last block's spikes again
             path = f"{S.NETWORK}/{name}"
             if path not in root:
-                array = create_array(root, path, (info.size,), S.network_spec())
+                array = create_array(root, path, (info.size,), S.network_spec(name))
                 if committed_tokens:  # a store recorded before: its earlier rows unknown
                     array.resize((committed_tokens, info.size))
             else:

@@ -134,8 +134,10 @@ NETWORK_UNKNOWN = 255
 NETWORK_CHUNK = 1024
 
 
-def network_spec() -> ArraySpec:
-    return ArraySpec("uint8", ("token", "neuron"), NETWORK_CHUNK, NETWORK_UNKNOWN)
+def network_spec(site: str) -> ArraySpec:
+    """network/<site>: dims (token, <site>.neuron): sites differ in size, so each names its
+    own neuron axis (xarray opens the group as one dataset)."""
+    return ArraySpec("uint8", ("token", f"{site}.neuron"), NETWORK_CHUNK, NETWORK_UNKNOWN)
 
 
 @dataclass(frozen=True)
