@@ -268,11 +268,15 @@ def _verdict(summary: dict[str, Any]) -> str:
             else "replayed; no recorded weights to compare with"
         )
     gain = text["recorded_bits_per_byte"] - text["replayed_bits_per_byte"]
-    what = "better" if gain > 0 else "worse" if gain < 0 else "the same"
+    compared = (
+        f"as the recorded weights do, to 4 decimals ({gain:+.1e})"
+        if abs(gain) < 5e-5
+        else f"{'better' if gain > 0 else 'worse'} than the recorded weights' "
+        f"{text['recorded_bits_per_byte']:.4f} by {abs(gain):.4f}"
+    )
     return (
         f"on the recorded user text ({text['bytes']:,} bytes) the replayed weights give "
-        f"{text['replayed_bits_per_byte']:.4f} bits/byte, {what} than the recorded weights' "
-        f"{text['recorded_bits_per_byte']:.4f} by {abs(gain):.4f} "
+        f"{text['replayed_bits_per_byte']:.4f} bits/byte, {compared} "
         f"(frozen backbone {text['frozen_bits_per_byte']:.4f})"
     )
 
