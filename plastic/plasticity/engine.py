@@ -47,14 +47,13 @@ import torch
 
 from plastic.plasticity.adapter import AdapterSnapshot
 from plastic.plasticity.config import GuardConfig
-from plastic.plasticity.prequential import BackbonePass, cached_pass, scored_bits, site_counts
+from plastic.plasticity.prequential import BackbonePass, ScoringPass, cached_pass, scored_bits
 from plastic.plasticity.probe import probe_cache_dir, probe_text
 from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
     from plastic.models.generate import Conversation, FeedResult
     from plastic.plasticity.model import PlasticModel
-    from plastic.plasticity.readout import SiteCounts
 
 TurnSnapshot = dict[str, AdapterSnapshot]
 
@@ -98,7 +97,7 @@ class LearningEngine:
         self._probe_reference: float | None = None
         self._probe_reference_key: tuple[str, tuple[str, ...]] | None = None
         self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
-        self._probe_counts: dict[str, SiteCounts] | None = None  # its spike counts per site
+        self._probe_scoring: ScoringPass | None = None  # it, prepared for scoring
         self.last_probe: float | None = None
         self.turns = 0
         self.events: list[GuardEvent] = []  # of the latest turn / command
@@ -354,9 +353,9 @@ class LearningEngine:
         if bpass is None:
             self.last_probe = self.model.score(self.probe())
         else:
-            if self._probe_counts is None:
-                self._probe_counts = site_counts(bpass)
-            bits = scored_bits(self.model, bpass, self._probe_counts)
+            if self._probe_scoring is None or self._probe_scoring.bpass is not bpass:
+                self._probe_scoring = ScoringPass.of(bpass)
+            bits = scored_bits(self.model, self._probe_scoring)
             self.last_probe = float(bits.sum()) / len(bpass)
         return self.last_probe
 
@@ -396,7 +395,6 @@ class LearningEngine:
                     model.base_model, data, probe_cache_dir(), sites or ("readout",)
                 )
             self._probe_pass = cached
-            self._probe_counts = None
         return cached
 
     # -- figures ------------------------------------------------------------------------

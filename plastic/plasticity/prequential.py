@@ -34,9 +34,9 @@ import torch
 from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
-from plastic.plasticity.kernels import kernel_threads
+from plastic.plasticity.kernels import kernel_threads, softmax_normalisers
 from plastic.plasticity.model import PlasticModel
-from plastic.plasticity.readout import SiteCounts
+from plastic.plasticity.readout import BitsRequest, SiteCounts
 
 PASS_FORMAT_VERSION = 1
 LN2 = math.log(2.0)
@@ -262,30 +262,64 @@ def replay_bits(plastic: PlasticModel, bpass: BackbonePass, *, chunk: int = 512)
     return bits
 
 
-def site_counts(bpass: BackbonePass) -> dict[str, SiteCounts]:
-    """Every site's spike counts over the whole pass, as `ReadoutLayer.score_rows` reads them
-    (compute once per pass: the backbone is frozen)."""
-    return {
-        site: SiteCounts.from_counts(bpass.spike_counts(site, 0, len(bpass)))
-        for site in bpass.spikes
-    }
+@dataclass
+class ScoringPass:
+    """A pass prepared for repeated scoring (`scored_bits`): every site's spike counts and
+    the frozen rows' softmax normalisers and bits, computed once (the backbone is frozen)."""
+
+    bpass: BackbonePass
+    counts: dict[str, SiteCounts]
+    tokens: np.ndarray  # [N] int64, the ids read
+    targets: np.ndarray  # [N] int64, the bytes predicted
+    norm_m: np.ndarray  # [N] float64
+    norm_z: np.ndarray  # [N] float64
+    frozen_bits: np.ndarray  # [N] float64
+
+    @classmethod
+    def of(cls, bpass: BackbonePass) -> ScoringPass:
+        counts = {
+            site: SiteCounts.from_counts(bpass.spike_counts(site, 0, len(bpass)))
+            for site in bpass.spikes
+        }
+        n = len(bpass)
+        norm_m, norm_z = np.empty(n, np.float64), np.empty(n, np.float64)
+        softmax_normalisers(bpass.logits, norm_m, norm_z)
+        return cls(
+            bpass,
+            counts,
+            np.asarray(bpass.ids, np.int64),
+            np.frombuffer(bpass.data, np.uint8).astype(np.int64),
+            norm_m,
+            norm_z,
+            bpass.frozen_bits(),
+        )
 
 
-def scored_bits(
-    plastic: PlasticModel, bpass: BackbonePass, counts: dict[str, SiteCounts] | None = None
-) -> np.ndarray:
+def scored_bits(plastic: PlasticModel, prepared: ScoringPass) -> np.ndarray:
     """Bits of every byte [N] of the pass under `plastic`'s current adapters, learning
-    nothing (as `PlasticModel.score` would give them): each layer that can (`score_rows`)
-    scores every position in one kernel call; otherwise the adapters replay the pass
-    position by position inside `frozen()` (`replay_bits`)."""
+    nothing (as `PlasticModel.score` would give them). Layers that can (`score_rows`) score
+    every position in one kernel call: a single layer evaluates its cache mix at the target
+    byte alone (the same probability to ~1e-7 relative: the float32 logits are skipped),
+    several layers adapt the rows in turn. Other layers replay the pass position by
+    position inside `frozen()` (`replay_bits`)."""
+    bpass = prepared.bpass
     layers = [layer for a in plastic.active_adapters() for layer in a.layers.values()]
     if not all(hasattr(layer, "score_rows") for layer in layers):
         with plastic.frozen():
             return replay_bits(plastic, bpass)
-    counts = counts if counts is not None else site_counts(bpass)
-    logits = bpass.logits.copy()
-    tokens = np.asarray(bpass.ids, np.int64)
+    if not layers:
+        return prepared.frozen_bits.copy()
     with kernel_threads():
+        if len(layers) == 1:
+            (layer,) = layers
+            out = np.empty(len(bpass), np.float64)
+            request = BitsRequest(
+                prepared.targets, prepared.norm_m, prepared.norm_z, prepared.frozen_bits, out
+            )
+            counts = prepared.counts[layer.site.name]
+            layer.score_rows(bpass.logits, prepared.tokens, counts, request)
+            return out
+        logits = bpass.logits.copy()
         for layer in layers:
-            layer.score_rows(logits, tokens, counts[layer.site.name])
+            layer.score_rows(logits, prepared.tokens, prepared.counts[layer.site.name])
     return logits_bits(logits, np.frombuffer(bpass.data, np.uint8))

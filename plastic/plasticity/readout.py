@@ -123,6 +123,23 @@ class SiteCounts:
         return cls(counts, counts.sum(axis=1, dtype=np.float32), offsets, active, rows)
 
 
+@dataclass(frozen=True)
+class BitsRequest:
+    """What `score_rows` needs to give bits instead of logits, for rows that hold the
+    frozen backbone's logits: the targets [N] (int64), the rows' softmax normalisers
+    (norm_m, norm_z [N], as `softmax_normaliser`), their bits (frozen_bits [N]), and `out`
+    [N] (float64) for the result."""
+
+    targets: np.ndarray
+    norm_m: np.ndarray
+    norm_z: np.ndarray
+    frozen_bits: np.ndarray
+    out: np.ndarray
+
+
+_EMPTY_F = np.zeros(0, np.float64)
+_NO_BITS = BitsRequest(np.zeros(0, np.int64), _EMPTY_F, _EMPTY_F, _EMPTY_F, _EMPTY_F)
+
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
 FADE_EVERY = 16  # learnt tokens between two applications of the memory's fading
 
@@ -242,13 +259,22 @@ class ReadoutLayer:
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
 
-    def score_rows(self, logits: np.ndarray, tokens: np.ndarray, counts: SiteCounts) -> None:
+    def score_rows(
+        self,
+        logits: np.ndarray,
+        tokens: np.ndarray,
+        counts: SiteCounts,
+        bits: BitsRequest | None = None,
+    ) -> None:
         """`contribute` for every row of `logits` [N, V] (in place) of a text this layer only
         reads (scoring: nothing learns, the conversation is untouched), in one kernel call:
         the same result as contributing position by position, for a fraction of the cost.
-        `counts`: the site's spike counts of that text (see `SiteCounts`)."""
+        `counts`: the site's spike counts of that text (see `SiteCounts`). With `bits`, the
+        logits stay as they are and `bits.out` gets each position's bits of its target
+        under the adapted row (see `BitsRequest`)."""
         self.synapses.prepare_rows(counts.active_rows)
         context = self.context
+        request = bits if bits is not None else _NO_BITS
         score_positions(
             logits,
             tokens,
@@ -274,6 +300,12 @@ class ReadoutLayer:
             VARIANCE_FLOOR,
             np.zeros(self.n_pre, np.float64),
             self.delta,
+            request.out,
+            request.targets,
+            request.norm_m,
+            request.norm_z,
+            request.frozen_bits,
+            np.zeros(self.n_post, np.float32),
         )
 
     def release(self) -> None:

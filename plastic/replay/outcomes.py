@@ -88,7 +88,7 @@ def text_figures(
     """Bits/byte of the recorded user text under each weight set ("name" -> site weights)
     and under the frozen backbone; None when the trace holds no user text or an adapter
     feeds the backbone (residual: one backbone pass cannot score it)."""
-    from plastic.plasticity.prequential import backbone_pass, scored_bits, site_counts
+    from plastic.plasticity.prequential import ScoringPass, backbone_pass, scored_bits
     from plastic.replay.closed_loop import build_model
 
     data = recorded_user_text(reader)
@@ -96,7 +96,7 @@ def text_figures(
         return None
     sites = tuple(sorted({spec.site for spec in reader.sites}))
     bpass = backbone_pass(backbone, data, sites)
-    counts = site_counts(bpass)
+    prepared = ScoringPass.of(bpass)
     figures: dict[str, Any] = {
         "bytes": len(data),
         "frozen_bits_per_byte": float(bpass.frozen_bits().sum()) / len(data),
@@ -107,7 +107,7 @@ def text_figures(
             for spec in reader.sites:
                 syn = model.adapters[spec.adapter].layers[spec.site].synapses
                 syn.weights[...] = np.clip(weights[spec.key], syn.w_min, syn.w_max)
-            bits = scored_bits(model, bpass, counts)
+            bits = scored_bits(model, prepared)
         finally:
             for adapter in list(model.adapters):
                 model.delete_adapter(adapter)
