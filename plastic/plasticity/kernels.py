@@ -421,6 +421,12 @@ def score_positions(
         start, stop = offsets[s], offsets[s + 1]
         if stop == start:
             continue
+        gate = 1.0
+        if context_on and signature_weight != 0.0:
+            excess = (2.0 * tolerance - chi_distance(context, signature, floor)) / tolerance
+            gate = min(1.0, max(0.0, excess))
+        if gate <= 0:
+            continue  # a closed gate: the row stays as it is (whatever the memory holds)
         sum_rows(weights, active[start:stop], stop - start, counts[s], 1.0 / totals[s], delta)
         lam = cache_mix
         if lam > 0 and purity_power > 0:
@@ -429,10 +435,6 @@ def score_positions(
         if gate_power > 0:
             g *= (1.0 - 1.0 / norm_z[s] if only_bits else doubt(row)) ** gate_power
         sharpen(delta, sharpness, g)
-        gate = 1.0
-        if context_on and signature_weight != 0.0:
-            excess = (2.0 * tolerance - chi_distance(context, signature, floor)) / tolerance
-            gate = min(1.0, max(0.0, excess))
         if cache_mix > 0:
             nonzero = False
             for j in range(delta.shape[0]):
