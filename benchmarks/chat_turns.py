@@ -10,7 +10,9 @@ turns, `max_new_tokens` new tokens a reply, fixed sampler seed) through the very
 
 The two are interleaved `repeats` times (rotated, so that load drifts hit both alike)
 after one warm-up run of each (kernels load, the drift probe's backbone pass is cached);
-every "learn" run starts from a fresh adapter, so each measures the same work.
+every "learn" run starts from a fresh adapter, so each measures the same work. Sessions
+are built outside the timed turns, as `plastic chat` builds them while it loads (the
+drift guard's probe prepared); the first reply of a fresh process is another measure.
 ratio = learn / chat of the fastest run of each (load only slows a run; timeit's
 convention), judged against MAX_RATIO; medians and every run stay in the report, and
 so does the warm-up learn run (the first turns of a fresh process, cache on disk aside).
@@ -65,6 +67,7 @@ def _session(model: SpikingLM, how: str, cfg: TurnBenchConfig) -> ChatSession:
         attach_learning_unavailable(session)
         return session
     learn = ChatLearning(build_plastic_model(model, rule=cfg.rule), learning=True)
+    learn.engine.prepare()  # as `plastic chat` does while it loads (under its spinner)
     session = ChatSession(Conversation(learn.model, seed=cfg.seed), renderer, options)
     attach_learning(session, learn)
     return session

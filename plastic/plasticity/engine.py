@@ -375,9 +375,13 @@ class LearningEngine:
 
     def prepare(self) -> None:
         """Compute now what the drift guard needs later (the probe's backbone pass, read
-        from the on-disk cache when there), so that the first turn does not wait for it."""
+        from the on-disk cache when there, its spike counts and the frozen reference), so
+        that the first turn does not wait for it."""
         if self.learning and self.guards.drift_check:
-            self._cached_probe_pass()
+            bpass = self._cached_probe_pass()
+            if bpass is not None:
+                self._probe_scoring = ScoringPass.of(bpass)
+            self.probe_reference()
 
     def _cached_probe_pass(self) -> BackbonePass | None:
         """The frozen backbone's pass over the probe at the sites the active adapters read
