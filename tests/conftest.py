@@ -30,6 +30,13 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """Caches the package keeps between runs (the drift probe's backbone passes) go to the
+    session's temporary directory, never to the user's ~/.cache."""
+    monkeypatch.setenv("PLASTIC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
 @pytest.fixture
 def small_model() -> SpikingLM:
     torch.manual_seed(1234)

@@ -16,7 +16,6 @@ from plastic.cli.app import bench_app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
 from plastic.errors import ConfigError
 
-DEFAULT_FORGET = "../shared/data/gutenberg/gutenberg.valid.txt"
 # = plastic_benchmarks.adapt.DEFAULT_SYSTEMS (a test keeps them equal; importing it here
 # would load torch for `--help`)
 DEFAULT_SYSTEMS = "frozen,memory,stdp,sham,readout,ngram_mix,bzip2,xz"
@@ -63,8 +62,13 @@ def bench_adapt_cmd(
         ),
     ] = None,
     forget: Annotated[
-        str, typer.Option("--forget", help="Domain-A text for forgetting ('none': skip).")
-    ] = DEFAULT_FORGET,
+        Path | None,
+        typer.Option(
+            "--forget",
+            help="Text like the backbone's training text, scored before and after each "
+            "system learns: forgetting (optional; left out, it is not measured).",
+        ),
+    ] = None,
     forget_bytes: Annotated[
         int, typer.Option("--forget-bytes", min=1, help="Bytes of it scored.")
     ] = 50_000,
@@ -120,8 +124,8 @@ def bench_adapt_cmd(
             raise ConfigError("--adapter-config: a memory (or readout) adapter, not residual")
     streams = {str(p): _read(p, max_bytes, "stream", offset) for p in stream}
     forget_data = None
-    if forget.lower() != "none":
-        forget_data = _read(Path(forget), forget_bytes, "forgetting text")
+    if forget is not None and str(forget).lower() != "none":
+        forget_data = _read(forget, forget_bytes, "forgetting text")
     torch.set_num_threads(threads)
     lm = resolve_model(model)
     err = Console(stderr=True, highlight=False, soft_wrap=True)

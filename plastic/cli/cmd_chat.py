@@ -80,6 +80,14 @@ def chat_cmd(
             help="--record into a store of another backbone or rule; /save may overwrite.",
         ),
     ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="A new adapter's setting: rule.KEY=VALUE (a rule parameter, see `plastic "
+            "rules NAME`) or adapter.KEY=VALUE (repeatable; /stats shows the values in use).",
+        ),
+    ] = None,
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
@@ -93,20 +101,38 @@ def chat_cmd(
     from plastic.cli.chat.input import script_lines, stream_lines, terminal_lines
 
     lines = script_lines(script) if script is not None else None  # a missing file fails early
+    from plastic.cli.settings import split_chat_sets
+
+    rule_params, settings = split_chat_sets(sets or [])
+
+    from rich.console import Console
 
     from plastic.cli.chat.render import JsonRenderer, RichRenderer
     from plastic.cli.chat.session import ChatOptions, ChatSession
     from plastic.models.checkpoint import resolve_model
     from plastic.models.generate import Conversation, Sampling
 
-    lm = resolve_model(model)
     learning = None
     recorder = None
-    if learn or adapter is not None or rule is not None or reward is not None or record:
-        from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
+    wants_adapters = learn or adapter is not None or rule is not None or reward is not None
+    wants_adapters = wants_adapters or bool(sets)
+    with Console(stderr=True).status("loading the model", spinner="dots") as spinner:
+        lm = resolve_model(model)
+        if wants_adapters or record:
+            spinner.update("loading the learning kernels (compiled once, then cached)")
+            from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 
-        plastic = build_plastic_model(lm, rule=rule, reward=reward, adapter_dir=adapter)
-        learning = ChatLearning(plastic, learning=learn, overwrite=force)
+            plastic = build_plastic_model(
+                lm,
+                rule=rule,
+                reward=reward,
+                adapter_dir=adapter,
+                rule_params=rule_params,
+                settings=settings,
+            )
+            learning = ChatLearning(plastic, learning=learn, overwrite=force)
+            spinner.update("preparing the drift guard's probe")
+            learning.engine.prepare()
         if record is not None:
             from plastic.replay.recorder import TraceRecorder
 

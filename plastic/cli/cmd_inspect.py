@@ -24,11 +24,28 @@ def inspect_cmd(
         bool, typer.Option("--weights", help="Weight-change norms per turn.")
     ] = False,
     reward: Annotated[bool, typer.Option("--reward", help="Reward and baseline.")] = False,
-    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site", help="Only this site: an adapter site or a backbone site (blocks.0.ffn...)."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            help="Tokens START:STOP of the --plot raster (default: the last 200).",
+        ),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Most active neurons.")] = 5,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a figure (PNG) of what was asked.")
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a figure (PNG): a spike raster of --site over --window, the adapters' "
+            "weight change as a heatmap, and what --rates/--weights/--reward ask.",
+        ),
     ] = None,
     check: Annotated[
         bool,
@@ -52,9 +69,16 @@ def inspect_cmd(
                 f"{verified['bytes']:,} bytes read back and checked)"
             )
         return
-    sites = [reader.site(site)] if site is not None else reader.sites
+    backbone_sites = [entry["site"] for entry in reader.network_sites()]
+    if site is not None and site in backbone_sites:
+        sites, network = [], [site]
+    else:
+        sites = [reader.site(site)] if site is not None else reader.sites
+        network = None if site is None else []
+    span = _window(window, reader.n_tokens) if window is not None else None
     report: dict[str, Any] = {"overview": analysis.overview(reader)}
     if rates:
+        report["network"] = analysis.network_report(reader, network, top_k)
         report["rates"] = analysis.rates_report(reader, sites, top_k)
         report["rate_vs_surprise"] = [
             analysis.rate_surprise(reader, spec) for spec in sites if spec.kind == "readout"
@@ -66,7 +90,8 @@ def inspect_cmd(
     if plot is not None:
         from plastic.replay.plot import plot_report
 
-        plot_report(reader, sites, report, plot)
+        raster = site if site is not None else (backbone_sites[-1] if backbone_sites else None)
+        plot_report(reader, sites, report, plot, raster_site=raster, window=span)
         report["plot"] = str(plot)
     if json_out:
         sys.stdout.write(json_line(report))
@@ -94,6 +119,23 @@ def _check_plot_path(plot: Path) -> None:
         raise ConfigError(f"--plot {plot}: directory {plot.parent} does not exist")
 
 
+def _window(text: str, tokens: int) -> tuple[int, int]:
+    """`--window START:STOP` (either side may be empty; negative counts from the end)."""
+    start_text, sep, stop_text = text.partition(":")
+    try:
+        start = int(start_text) if start_text.strip() else 0
+        stop = int(stop_text) if stop_text.strip() else tokens
+    except ValueError:
+        raise ConfigError(f"--window {text!r}: expected START:STOP in tokens, e.g. 0:200") from None
+    if not sep:
+        raise ConfigError(f"--window {text!r}: expected START:STOP in tokens, e.g. 0:200")
+    start, stop = (v + tokens if v < 0 else v for v in (start, stop))
+    start, stop = max(0, start), min(tokens, stop)
+    if start >= stop:
+        raise ConfigError(f"--window {text!r}: no tokens there (the trace holds {tokens:,})")
+    return start, stop
+
+
 def _print(report: dict[str, Any]) -> None:
     from rich.console import Console
 
@@ -118,11 +160,28 @@ def _print(report: dict[str, Any]) -> None:
             f"  {key} ({s['kind']}): {s['steps']:,} rule steps of [{t}x{n_pre}] pre + "
             f"[{t}x{n_post}] post, rasters {s['raster_bytes_per_token']:,.1f} bytes/token"
         )
+    network = report.get("network")
+    if network is not None and not network:
+        out.print("backbone sites: none recorded (a trace from before traces kept them)")
+    for name, r in (network or {}).items():
+        top = ", ".join(f"#{t['neuron']} {t['rate']:.2f}" for t in r["top"])
+        out.print(
+            f"[bold]{name}[/]: {r['neurons']} neurons over {r['steps']:,} tokens: mean rate "
+            f"{r['mean_rate']:.4f} (sparsity {r['sparsity']:.1%}), {r['dead']} dead, "
+            f"{r['saturated']} saturated (>= 90%); top: {top}"
+        )
+        out.print(
+            f"  rate per token [{r['rate_min_step']:.3f}..{r['rate_max_step']:.3f}]: "
+            f"{r['sparkline']}"
+        )
     for key, entry in report.get("rates", {}).items():
         for population in ("pre", "post"):
             if population not in entry:
                 continue
             r = entry[population]
+            if r["steps"] == 0:
+                out.print(f"[bold]{key}[/] {population}: no rule steps recorded (learning was off)")
+                continue
             top = ", ".join(f"#{t['neuron']} {t['rate']:.2f}" for t in r["top"])
             out.print(
                 f"[bold]{key}[/] {population}: {r['neurons']} neurons over {r['steps']:,} steps: "
@@ -149,8 +208,14 @@ def _print(report: dict[str, Any]) -> None:
         if d is None:
             out.print(f"[bold]{key}[/] weights: no turns")
             continue
+        kinds = [t["kind"] for t in w["turns"]]
+        counted = ", ".join(
+            _count(kinds.count(kind), label)
+            for kind, label in (("turn", "turn"), ("feedback", "feedback turn"), ("undo", "undo"))
+            if kind in kinds
+        )
         out.print(
-            f"[bold]{key}[/] weight change per turn (||dW||_F, {len(w['turns'])} turns): "
+            f"[bold]{key}[/] weight change per record (||dW||_F; {counted}): "
             f"min {d['min']:.3g}, median {d['median']:.3g}, p75 {d['p75']:.3g}, "
             f"max {d['max']:.3g}"
         )
@@ -163,8 +228,10 @@ def _print(report: dict[str, Any]) -> None:
             f"sum {r['reward_sum']:+.2f}; feedback {r['feedback'] or 'none'}"
         )
         out.print(f"  reward:   {r['reward_sparkline']}")
-        out.print(f"  baseline: {r['baseline_sparkline']} (last {r['baseline_last']})")
-        out.print(f"  surprise: {r['surprise_sparkline']} (mean {r['surprise_mean_bits']} bits)")
+        out.print(f"  baseline: {r['baseline_sparkline']} (last {_fixed(r['baseline_last'])})")
+        out.print(
+            f"  surprise: {r['surprise_sparkline']} (mean {_fixed(r['surprise_mean_bits'])} bits)"
+        )
     if "plot" in report:
         out.print(f"figure written to {report['plot']}")
 
@@ -178,6 +245,10 @@ _TURN_LABELS = {
     "reset": "reset",
     "close": "clean close",
 }
+
+
+def _fixed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _count(n: int, noun: str) -> str:

@@ -10,24 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from plastic.cli.app import app, json_line
-from plastic.errors import ConfigError
+from plastic.cli.settings import parse_sets
+from plastic.errors import ConfigError, TraceError
 
-VERIFY_TOLERANCE = 1e-6
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; values are JSON when they parse (numbers, true/false), else text."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+EXACT_TOLERANCE = 1e-6  # = plastic.replay.closed_loop.EXACT_TOLERANCE (not imported: startup)
+VERIFY_TOLERANCE = EXACT_TOLERANCE
 
 
 @app.command("replay")
@@ -80,6 +67,8 @@ def replay_cmd(
     _threads(threads)
     reader = TraceReader(trace)
     err = Console(stderr=True, soft_wrap=True)
+    with err.status("preparing the learning kernels (compiled once, then cached on disk)"):
+        _prepare_kernels(reader, rule, params, backend)
     if closed_loop:
         from plastic.models.checkpoint import resolve_model
         from plastic.replay.closed_loop import check_backbone
@@ -91,12 +80,24 @@ def replay_cmd(
             result = run_closed(reader, backbone, rule=rule, params=params, progress=advance)
         summary = {
             "mode": "closed_loop",
+            "counterfactual": result.counterfactual,
             "tokens": result.tokens,
             "seconds": result.seconds,
             "tokens_per_s": result.tokens_per_s,
             "max_abs_diff_vs_recorded": result.final_diff,
+            "checkpoints": [
+                {"index": c.index, "turn": c.turn, "token": c.token, "max_abs_diff": c.worst}
+                for c in result.checkpoints
+            ],
+            "max_abs_diff": result.max_abs_diff,
+            "exact": result.exact,
+            "divergence": None if result.counterfactual else result.divergence_message(),
         }
-        plastic_model = result.model
+        replayed = {k: w.astype("float64") for k, w in result.weights().items()}
+        if out is not None:
+            _save_out(result.model, out, summary)
+        result.release()
+        counterfactual = result.counterfactual
     else:
         from plastic.replay.replay import OpenLoopReplay, ReplayOptions
 
@@ -109,6 +110,7 @@ def replay_cmd(
         summary = {
             "mode": "open_loop",
             "exact": result.exact,
+            "counterfactual": not result.exact,
             "epochs": epochs,
             "events": result.events,
             "steps": result.steps,
@@ -121,7 +123,9 @@ def replay_cmd(
             summary["checkpoints"] = len(result.checkpoint_diffs)
             summary["max_abs_diff"] = result.max_abs_diff
             summary["final_diff"] = result.final_diff
-        plastic_model = None
+        replayed = {k: w.astype("float64") for k, w in result.weights().items()}
+        counterfactual = not result.exact
+        backbone = None
         if out is not None:
             from plastic.models.checkpoint import resolve_model
             from plastic.replay.closed_loop import build_model, check_backbone
@@ -131,11 +135,12 @@ def replay_cmd(
             check_backbone(reader, backbone)
             plastic_model = build_model(reader, backbone, rule=rule, params=params)
             load_into(plastic_model, result.synapses)
-    if out is not None and plastic_model is not None:
-        from plastic.replay.export import save_atomically
-
-        save_atomically(plastic_model, out)
-        summary["out"] = str(out)
+            _save_out(plastic_model, out, summary)
+            for name in list(plastic_model.adapters):
+                plastic_model.delete_adapter(name)
+    _outcome(
+        summary, reader, replayed, counterfactual or epochs > 1, backbone, model, rule, params, err
+    )
     _report(summary, json_out)
     if verify:
         worst = summary.get("max_abs_diff")
@@ -145,6 +150,135 @@ def replay_cmd(
             raise ConfigError(
                 f"verify failed: max abs weight difference {worst:.3g} > {VERIFY_TOLERANCE:g}"
             )
+    if closed_loop and summary.get("divergence"):
+        raise TraceError(f"closed-loop replay {summary['divergence']}")
+
+
+def _save_out(plastic_model: Any, out: Path, summary: dict[str, Any]) -> None:
+    from plastic.replay.export import save_atomically
+
+    save_atomically(plastic_model, out)
+    summary["out"] = str(out)
+
+
+def _prepare_kernels(
+    reader: Any, rule: str | None, params: dict[str, Any], backend: str | None
+) -> None:
+    """Compile or load the kernels of every rule the replay will run, before it starts."""
+    from plastic.errors import PlasticError
+    from plastic.plasticity.synapses import prepare_rule_kernels
+
+    for session in reader.sessions[:1]:
+        for config in session["adapters"].values():
+            name = rule or config["rule"]
+            base = dict(config.get("rule_params", {})) if name == config["rule"] else {}
+            try:
+                prepare_rule_kernels(
+                    name, {**base, **params}, backend or config.get("backend", "numba")
+                )
+            except PlasticError:
+                return  # the replay itself reports what is wrong, in its own words
+
+
+def _outcome(
+    summary: dict[str, Any],
+    reader: Any,
+    replayed: dict[str, Any],
+    score_text: bool,
+    backbone: Any,
+    model: str | None,
+    rule: str | None,
+    params: dict[str, Any],
+    err: Any,
+) -> None:
+    """Add the weight figures, the user text's bits/byte (when the replay learnt something
+    else than the recording) and a one-line verdict to `summary`."""
+    from plastic.replay.outcomes import (
+        recorded_final_weights,
+        start_weights,
+        text_figures,
+        weight_figures,
+    )
+
+    recorded = recorded_final_weights(reader)
+    summary["weights"] = weight_figures(start_weights(reader), recorded, replayed)
+    summary["text"] = None
+    if score_text:
+        if backbone is None:
+            backbone = _recorded_backbone(reader, model, err)
+        if backbone is not None:
+            with err.status("scoring the recorded user text under each set of weights"):
+                summary["text"] = text_figures(
+                    reader,
+                    backbone,
+                    {"replayed": replayed, **({"recorded": recorded} if recorded else {})},
+                    rule=rule,
+                    params=params,
+                )
+    summary["verdict"] = _verdict(summary)
+
+
+def _recorded_backbone(reader: Any, model: str | None, err: Any) -> Any:
+    """The backbone the trace was recorded with (--model, else the shipped one if it is);
+    None with a note when the shipped one is another."""
+    from plastic.models.checkpoint import resolve_model
+    from plastic.replay.closed_loop import check_backbone
+
+    backbone = resolve_model(model)
+    try:
+        check_backbone(reader, backbone)
+    except TraceError:
+        if model is not None:
+            raise
+        err.print(
+            "note: bits/byte of the user text need the recorded backbone: pass it with --model"
+        )
+        return None
+    return backbone
+
+
+def _verdict(summary: dict[str, Any]) -> str:
+    """One line: did the replay reproduce the recording, or what did it learn instead."""
+    worst = max(
+        (w.get("max_abs_diff_to_recorded", 0.0) for w in summary["weights"].values()), default=0.0
+    )
+    has_recorded = any("max_abs_diff_to_recorded" in w for w in summary["weights"].values())
+    text = summary.get("text")
+    if summary["mode"] == "closed_loop" and not summary["counterfactual"]:
+        if summary.get("divergence"):
+            return summary["divergence"]
+        if summary.get("max_abs_diff") is None:
+            return "nothing to compare: the trace holds no checkpoint"
+        return (
+            f"exact: all {len(summary['checkpoints'])} checkpoints reproduced "
+            f"(max abs difference {summary['max_abs_diff']:.3g} <= {EXACT_TOLERANCE:g})"
+        )
+    if not summary["counterfactual"] and summary.get("epochs", 1) == 1:
+        if not has_recorded:
+            return "replayed; the trace holds no checkpoint to compare with"
+        ok = worst <= EXACT_TOLERANCE
+        return (
+            f"{'reproduces' if ok else 'does NOT reproduce'} the recorded weights "
+            f"(max abs difference {worst:.3g})"
+        )
+    if text is None or "recorded_bits_per_byte" not in text:
+        return (
+            f"learnt weights at max abs difference {worst:.3g} from the recorded ones"
+            if has_recorded
+            else "replayed; no recorded weights to compare with"
+        )
+    gain = text["recorded_bits_per_byte"] - text["replayed_bits_per_byte"]
+    compared = (
+        f"as the recorded weights do, to 4 decimals ({gain:+.1e})"
+        if abs(gain) < 5e-5
+        else f"{'better' if gain > 0 else 'worse'} than the recorded weights' "
+        f"{text['recorded_bits_per_byte']:.4f} by {abs(gain):.4f}"
+    )
+    return (
+        f"on the recorded user text ({text['bytes']:,} bytes) the replayed weights give "
+        f"{text['replayed_bits_per_byte']:.4f} bits/byte, {compared} "
+        f"(frozen backbone {text['frozen_bits_per_byte']:.4f})"
+    )
 
 
 def _threads(n: int) -> None:
@@ -164,23 +298,40 @@ def _report(summary: dict[str, Any], json_out: bool) -> None:
 
     out = Console(highlight=False, soft_wrap=True)
     mode = summary["mode"].replace("_", " ")
+    if summary.get("counterfactual"):
+        mode += " counterfactual"
     out.print(
         f"{mode} replay: {summary['tokens']:,} tokens in {summary['seconds']:.2f} s "
         f"({summary['tokens_per_s']:,.0f} tokens/s)"
     )
-    if "max_abs_diff" in summary and not summary["checkpoints"]:
+    open_loop = "max_abs_diff" in summary and summary["mode"] == "open_loop"
+    if open_loop and not summary["checkpoints"]:
         out.print("verify: no committed checkpoint to compare with")
-    elif "max_abs_diff" in summary:
+    elif open_loop:
         worst = summary["max_abs_diff"]
         verdict = "ok" if worst is not None and worst <= VERIFY_TOLERANCE else "FAILED"
         out.print(
             f"verify: {summary['checkpoints']} checkpoints, max abs difference "
             f"{worst if worst is not None else float('nan'):.3g} ({verdict})"
         )
-    if summary.get("max_abs_diff_vs_recorded"):
-        diffs = ", ".join(f"{k} {v:.3g}" for k, v in summary["max_abs_diff_vs_recorded"].items())
-        out.print(f"vs the recorded final weights: max abs difference {diffs}")
+    for key, row in summary.get("weights", {}).items():
+        line = f"{key}: weight change {row['replayed_change']:.4g} (Frobenius, from the start)"
+        if "recorded_change" in row:
+            line += (
+                f", recorded {row['recorded_change']:.4g}; distance to the recorded final "
+                f"weights {row['distance_to_recorded']:.4g} (max abs "
+                f"{row['max_abs_diff_to_recorded']:.3g})"
+            )
+        out.print(line)
+    text = summary.get("text")
+    if text:
+        parts = [f"replayed {text['replayed_bits_per_byte']:.4f}"]
+        if "recorded_bits_per_byte" in text:
+            parts.append(f"recorded {text['recorded_bits_per_byte']:.4f}")
+        parts.append(f"frozen backbone {text['frozen_bits_per_byte']:.4f}")
+        out.print(f"recorded user text ({text['bytes']:,} bytes), bits/byte: " + ", ".join(parts))
     if summary.get("skipped_loads"):
         out.print(f"skipped {summary['skipped_loads']} saved-state loads (counterfactual)")
     if "out" in summary:
         out.print(f"adapter written to {summary['out']}")
+    out.print(f"verdict: {summary['verdict']}")

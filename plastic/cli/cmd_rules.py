@@ -12,9 +12,21 @@ from rich.table import Table
 
 from plastic.cli.app import app
 
+KIND_COLUMNS = ("readout", "residual")  # adapter kinds whose defaults `rules` shows
+
+
+def adapter_defaults(rule_name: str) -> dict[str, dict[str, Any]]:
+    """Per adapter kind, the parameters an adapter of that kind runs this rule with by
+    default (`plastic chat --learn` attaches a readout adapter), where not the rule's own."""
+    from plastic.plasticity.config import KINDS, default_rule_params
+
+    return {kind: default_rule_params(kind, rule_name) for kind in KINDS}
+
 
 def describe_rule(source: Any, rule: Any) -> dict[str, Any]:
-    """A JSON-able description of one rule: origin, summary, paper, backends, parameters."""
+    """A JSON-able description of one rule: origin, summary, paper, backends, parameters
+    (with each the value a readout adapter, the chat's, and a residual adapter use)."""
+    kinds = adapter_defaults(rule.name)
     return {
         "name": rule.name,
         "origin": source.origin,
@@ -27,6 +39,9 @@ def describe_rule(source: Any, rule: Any) -> dict[str, Any]:
             {
                 "name": spec.name,
                 "default": spec.default,
+                "adapter_defaults": {
+                    kind: params.get(spec.name, spec.default) for kind, params in kinds.items()
+                },
                 "unit": spec.unit,
                 "doc": spec.doc,
                 **({"choices": list(spec.choices)} if spec.choices else {}),
@@ -43,21 +58,36 @@ def _rule_table(info: dict[str, Any]) -> Table:
     table = Table(
         title=f"[bold]{info['name']}[/bold]  [dim]({info['origin']})[/dim]",
         caption=f"{info['summary']}\n{reward}; backends: {', '.join(info['backends'])}"
-        f"\npaper: {info['paper']}",
+        f"\npaper: {info['paper']}\n`plastic chat --learn` runs a readout adapter with the "
+        "'chat (readout)' column; change a value with --set rule.NAME=VALUE",
         title_justify="left",
         caption_justify="left",
         expand=False,
     )
     table.add_column("parameter", style="cyan", no_wrap=True)
-    table.add_column("default", justify="right")
+    table.add_column("rule default", justify="right")
+    table.add_column("chat (readout)", justify="right")
+    table.add_column("residual adapter", justify="right")
     table.add_column("unit", style="dim")
     table.add_column("meaning")
     for spec in info["params"]:
         meaning = spec["doc"]
         if spec.get("choices"):
             meaning += f" [dim](one of {', '.join(spec['choices'])})[/dim]"
-        table.add_row(spec["name"], repr(spec["default"]), spec["unit"], meaning)
+        used = spec.get("adapter_defaults", {})
+        table.add_row(
+            spec["name"],
+            repr(spec["default"]),
+            *(_used(used.get(kind, spec["default"]), spec["default"]) for kind in KIND_COLUMNS),
+            spec["unit"],
+            meaning,
+        )
     return table
+
+
+def _used(value: Any, default: Any) -> str:
+    """An adapter's value, bold where it is not the rule's own default."""
+    return repr(value) if value == default else f"[bold]{value!r}[/bold]"
 
 
 @app.command("rules")

@@ -89,7 +89,8 @@ def train_cmd(
         TimeElapsedColumn(),
         console=err,
     )
-    task = progress.add_task("train", total=1.0, info="")
+    first = "the first steps compile the LIF loops (torch.compile)" if compile_ else ""
+    task = progress.add_task("train", total=1.0, info=f"preparing: {first or 'loading data'}")
 
     def on_event(ev: dict) -> None:
         kind = ev["event"]
@@ -116,11 +117,19 @@ def train_cmd(
             progress.console.print(f"interrupted at step {ev['step']}: checkpoint saved in {out}")
         elif kind == "aborted":
             progress.console.print(f"aborted mid-step: {out} holds the last periodic checkpoint")
+        elif kind == "finishing":
+            what = "final validation and checkpoint" if ev["validating"] else "final checkpoint"
+            progress.update(task, completed=1.0, info=f"{what}...")
         elif kind == "done":
-            vb = f"{ev['valid_bpb']:.4f}" if ev["valid_bpb"] is not None else "n/a"
-            progress.console.print(
-                f"done: {ev['step']} steps, valid {vb} bits/byte; best in {out}/best"
-            )
+            if ev["valid_bpb"] is None:
+                progress.console.print(
+                    f"done: {ev['step']} steps; checkpoint in {out}/last (no --valid: no best/)"
+                )
+            else:
+                progress.console.print(
+                    f"done: {ev['step']} steps, valid {ev['valid_bpb']:.4f} bits/byte; "
+                    f"best in {out}/best, last in {out}/last"
+                )
 
     with progress:
         train(cfg, on_event)

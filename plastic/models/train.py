@@ -381,6 +381,7 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         log.close()
         raise
     stop.restore()
+    on_event({"event": "finishing", "validating": valid is not None, **meta})
     valid_bpb = evaluate()
     checkpoint(valid_bpb)
     final = {"event": "done", "valid_bpb": valid_bpb, **meta}

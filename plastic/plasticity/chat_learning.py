@@ -18,12 +18,12 @@ REPL only dispatches:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plastic.errors import ConfigError
+from plastic.errors import ConfigError, RuleError
 from plastic.models.spiking_lm import SpikingLM
 from plastic.plasticity.config import AdapterConfig, GuardConfig, memory_adapter_config
 from plastic.plasticity.engine import TurnReport
@@ -44,11 +44,20 @@ def build_plastic_model(
     reward: Sequence[str] | str | None = None,
     adapter_dir: str | Path | None = None,
     guards: GuardConfig | None = None,
+    rule_params: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> PlasticModel:
     """The model `plastic chat --learn` runs: `--adapter DIR` resumes a saved adapter
     (whose rule and rewards must then agree with `--rule`/`--reward` if those are given);
-    otherwise a fresh adapter: the context memory (rule detector_stdp, the default), or a
-    readout adapter for another rule, with the given reward sources."""
+    otherwise a fresh adapter: the context memory (rule detector_stdp, the default) or a
+    readout adapter for another rule, with the given reward sources, its rule's parameters
+    overridden by `rule_params` and its config fields by `settings` (`--set rule.KEY=V`,
+    `--set adapter.KEY=V`), both checked before anything runs."""
+    if adapter_dir is not None and (rule_params or settings):
+        raise ConfigError(
+            f"--set: the adapter in {adapter_dir} keeps the settings it learnt with; "
+            "leave --set out to resume it"
+        )
     if adapter_dir is not None:
         model = PlasticModel.from_pretrained(backbone, adapter_dir, guards=guards)
         for adapter in model.adapters.values():
@@ -63,18 +72,40 @@ def build_plastic_model(
                     f"{','.join(adapter.config.reward)}; leave --reward out to resume it"
                 )
         return model
-    if rule is None or rule == "detector_stdp":
-        memory = memory_adapter_config()
-        rewards = tuple(_names(reward)) if reward is not None else memory.reward
-        config = memory_adapter_config(reward=rewards)
-    else:
-        config = AdapterConfig(
-            rule=rule,
-            reward=tuple(_names(reward)) if reward is not None else AdapterConfig().reward,
-        )
+    config = adapter_config(rule, reward, rule_params, settings)
     model = PlasticModel(backbone, guards=guards)
     model.add_adapter("default", config)
     return model
+
+
+def adapter_config(
+    rule: str | None,
+    reward: Sequence[str] | str | None,
+    rule_params: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> AdapterConfig:
+    """The config of the chat's new adapter; bad settings or rule parameters raise a
+    one-line ConfigError / RuleError (unknown names, wrong types, out of range)."""
+    from plastic.rules import get_rule
+
+    memory = rule is None or rule == "detector_stdp"
+    defaults = memory_adapter_config() if memory else AdapterConfig(rule=rule)
+    fields: dict[str, Any] = {
+        "kind": defaults.kind,
+        "rule": defaults.rule,
+        "reward": tuple(_names(reward)) if reward is not None else defaults.reward,
+        "learn_on_generated": defaults.learn_on_generated,
+        "rule_params": dict(rule_params or {}),
+    }
+    try:
+        config = AdapterConfig(**{**fields, **dict(settings or {})})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--set adapter.*: bad value ({exc})") from None
+    try:
+        get_rule(config.rule).params_from_dict(config.effective_rule_params())
+    except RuleError as exc:
+        raise RuleError(f"--set rule.*: {exc}" if rule_params else str(exc)) from None
+    return config
 
 
 def _names(value: Sequence[str] | str) -> list[str]:

@@ -47,7 +47,8 @@ import torch
 
 from plastic.plasticity.adapter import AdapterSnapshot
 from plastic.plasticity.config import GuardConfig
-from plastic.plasticity.probe import probe_text
+from plastic.plasticity.prequential import BackbonePass, ScoringPass, cached_pass, scored_bits
+from plastic.plasticity.probe import probe_cache_dir, probe_text
 from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
@@ -90,8 +91,13 @@ class LearningEngine:
         self.model = model
         self._turn: TurnSnapshot | None = None  # the open turn's start
         self._last_turn_start: TurnSnapshot | None = None  # for /stats "since last turn"
-        self._undo: deque[TurnSnapshot] = deque(maxlen=max(self.guards.undo_depth, 1))
+        # (what it undoes, the state before it), newest last
+        self._undo: deque[tuple[str, TurnSnapshot]] = deque(maxlen=max(self.guards.undo_depth, 1))
+        self._feedback_value: float | None = None  # of the feedback turn now open
         self._probe_reference: float | None = None
+        self._probe_reference_key: tuple[str, tuple[str, ...]] | None = None
+        self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
+        self._probe_scoring: ScoringPass | None = None  # it, prepared for scoring
         self.last_probe: float | None = None
         self.turns = 0
         self.events: list[GuardEvent] = []  # of the latest turn / command
@@ -156,7 +162,10 @@ class LearningEngine:
                 self._count_guard(None)
                 probe = self.last_probe
         if changed:
-            self._undo.append(start)
+            what = f"turn {self.turns}"
+            if self._feedback_value is not None:
+                what += f" ({'/good' if self._feedback_value > 0 else '/bad'})"
+            self._undo.append((what, start))
             for adapter in self.model.adapters.values():
                 adapter.counters.turns += 1
         norms = self._change_norms(start)
@@ -247,6 +256,7 @@ class LearningEngine:
         own_turn = self._turn is None
         if own_turn:
             self.begin_turn()
+            self._feedback_value = float(value)
         credited = []
         for adapter in self.model.active_adapters():
             reward = adapter.rewards.on_feedback(float(value))
@@ -269,10 +279,17 @@ class LearningEngine:
             self.events.append(GuardEvent("feedback", "no active adapter takes feedback"))
         else:
             self.events.append(
-                GuardEvent("feedback", "nothing to credit: the last reply was already credited")
+                GuardEvent(
+                    "feedback",
+                    "nothing to credit: the last reply was already credited (one /good or "
+                    "/bad per reply; /undo takes the credit back)",
+                )
             )
         if own_turn:
-            return self.end_turn()
+            try:
+                return self.end_turn()
+            finally:
+                self._feedback_value = None
         return TurnReport(self.turns, False, False, {}, None, None, list(self.events))
 
     def undo(self) -> GuardEvent:
@@ -281,10 +298,11 @@ class LearningEngine:
         if not self._undo:
             event = GuardEvent("undo", "nothing to undo")
         else:
-            snap = self._undo.pop()
+            what, snap = self._undo.pop()
             self._restore(snap, keep_counters=False)
+            left = f"; {len(self._undo)} more can be undone" if self._undo else ""
             event = GuardEvent(
-                "undo", f"restored the adapters as they were before turn {self.turns}"
+                "undo", f"undid {what}: the adapters are as they were before it{left}"
             )
             self._last_turn_start = snap
         self.events = [event]
@@ -294,7 +312,7 @@ class LearningEngine:
 
     def reset(self, name: str | None = None) -> GuardEvent:
         """Adapters back to their initial weights (undoable)."""
-        self._undo.append(self._snapshot())
+        self._undo.append((f"the reset after turn {self.turns}", self._snapshot()))
         self.model.reset(name)
         event = GuardEvent("reset", "adapters reset to their initial weights (/undo reverts)")
         self.events = [event]
@@ -324,16 +342,64 @@ class LearningEngine:
         return self.guards.probe_text if self.guards.probe_text is not None else probe_text()
 
     def probe_score(self) -> float:
-        """Bits/byte of the probe text under the current adapters."""
-        self.last_probe = self.model.score(self.probe())
+        """Bits/byte of the probe text under the current adapters.
+
+        When no active adapter feeds the backbone (readout-like adapters only add to the
+        logits), the frozen backbone's reading of the probe is computed once and only the
+        adapters' part is re-run over it (`PlasticModel.replay`, exact); otherwise the
+        whole model reads the probe again.
+        """
+        bpass = self._cached_probe_pass()
+        if bpass is None:
+            self.last_probe = self.model.score(self.probe())
+        else:
+            if self._probe_scoring is None or self._probe_scoring.bpass is not bpass:
+                self._probe_scoring = ScoringPass.of(bpass)
+            bits = scored_bits(self.model, self._probe_scoring)
+            self.last_probe = float(bits.sum()) / len(bpass)
         return self.last_probe
 
     def probe_reference(self) -> float:
-        """Bits/byte of the probe text under the frozen backbone (cached)."""
-        if self._probe_reference is None:
-            with self.model.disable_adapter():
-                self._probe_reference = self.model.score(self.probe())
+        """Bits/byte of the probe text under the frozen backbone (cached per probe text and
+        computed the way `probe_score` computes, so the two compare like for like)."""
+        bpass = self._cached_probe_pass()
+        key = (self.probe(), bpass.sites if bpass is not None else ())
+        if self._probe_reference is None or self._probe_reference_key != key:
+            if bpass is None:
+                with self.model.disable_adapter():
+                    self._probe_reference = self.model.score(self.probe())
+            else:
+                self._probe_reference = float(bpass.frozen_bits().sum()) / len(bpass)
+            self._probe_reference_key = key
         return self._probe_reference
+
+    def prepare(self) -> None:
+        """Compute now what the drift guard needs later (the probe's backbone pass, read
+        from the on-disk cache when there, its spike counts and the frozen reference), so
+        that the first turn does not wait for it."""
+        if self.learning and self.guards.drift_check:
+            bpass = self._cached_probe_pass()
+            if bpass is not None:
+                self._probe_scoring = ScoringPass.of(bpass)
+            self.probe_reference()
+
+    def _cached_probe_pass(self) -> BackbonePass | None:
+        """The frozen backbone's pass over the probe at the sites the active adapters read
+        (computed on first use, again only when the probe or the sites change); None when
+        an active adapter feeds the backbone, so that a cached pass would not be exact."""
+        model = self.model
+        if model.feeds_backbone():
+            return None
+        sites = model.replay_sites()
+        data = self.probe().encode("utf-8")
+        cached = self._probe_pass
+        if cached is None or cached.data != data or not set(sites) <= set(cached.sites):
+            with model.disable_adapter():
+                cached, _ = cached_pass(
+                    model.base_model, data, probe_cache_dir(), sites or ("readout",)
+                )
+            self._probe_pass = cached
+        return cached
 
     # -- figures ------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -360,9 +426,17 @@ class LearningEngine:
                     **layer.rates(),
                 }
                 sites[site] = entry
+            first = next(iter(adapter.layers.values()), None)
+            settings = adapter.config.to_dict()
+            settings.pop("rule_params", None)
+            settings["scale"] = adapter.config.effective_scale
+            settings["target_sites"] = list(adapter.layers)
             adapters[name] = {
                 "kind": adapter.config.kind,
                 "rule": adapter.config.rule,
+                # the values in use: the rule's effective parameters, the adapter's config
+                "rule_params": first.synapses.params.to_dict() if first is not None else {},
+                "settings": settings,
                 "enabled": adapter.enabled,
                 "rewards": list(adapter.rewards.names),
                 "last_reward": dict(adapter.rewards.last),
@@ -387,7 +461,12 @@ class LearningEngine:
     def status(self) -> dict[str, Any]:
         """Short fields for the chat's status line (guard messages of the latest turn)."""
         fields: dict[str, Any] = {"learn": "on" if self.learning else "off"}
-        rewards = [a.counters.last_reward for a in self.model.active_adapters()]
+        # a reward only where it can do something: learning on, a rule that uses rewards
+        rewards = [
+            a.counters.last_reward
+            for a in self.model.active_adapters()
+            if self.learning and a.uses_reward
+        ]
         if rewards:
             fields["reward"] = rewards[0] if len(rewards) == 1 else rewards
         if self.last_probe is not None:

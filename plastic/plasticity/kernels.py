@@ -264,16 +264,37 @@ def mix_cache(logits, scores, lam, confidence_power, doubt_power=0.0):
     """
     m1, z1 = softmax_normaliser(logits)
     m2, z2 = softmax_normaliser(scores)
+    mix = mix_weight(lam, z1, z2, confidence_power, doubt_power)
+    for j in range(logits.shape[0]):
+        p = mixed_probability(logits[j], m1, z1, scores[j], m2, z2, mix)
+        logits[j] = math.log(max(p, 1e-37))
+    return mix
+
+
+@njit(cache=True)
+def mix_weight(lam, z1, z2, confidence_power, doubt_power):
+    """The cache mix's weight l' = lam (1 / z2)^q (1 - 1 / z1)^r (see `mix_cache`)."""
     mix = lam
     if confidence_power > 0:
         mix *= (1.0 / z2) ** confidence_power
     if doubt_power > 0:
         mix *= (1.0 - 1.0 / z1) ** doubt_power
-    for j in range(logits.shape[0]):
-        p = (1.0 - mix) * math.exp(float(logits[j]) - m1) / z1
-        p += mix * math.exp(float(scores[j]) - m2) / z2
-        logits[j] = math.log(max(p, 1e-37))
     return mix
+
+
+@njit(cache=True)
+def mixed_probability(logit, m1, z1, score, m2, z2, mix):
+    """(1 - l') softmax(logits)_j + l' softmax(scores)_j of one entry j (see `mix_cache`)."""
+    p = (1.0 - mix) * math.exp(float(logit) - m1) / z1
+    p += mix * math.exp(float(score) - m2) / z2
+    return p
+
+
+@njit(cache=True)
+def softmax_normalisers(logits, m_out, z_out):
+    """`softmax_normaliser` of every row of logits [N, V] into m_out, z_out [N]."""
+    for s in range(logits.shape[0]):
+        m_out[s], z_out[s] = softmax_normaliser(logits[s])
 
 
 @njit(cache=True)
@@ -340,3 +361,103 @@ def warm_up() -> None:
     running_mean(rates, 0.0, 0.5, counts, 0.5)  # a position's counts (float32)
     running_mean(rates, 0.5, 0.5, rates.copy(), 0.5)  # a learnt token's rates (float64)
     chi_distance(rates, rates.copy(), 1e-3)
+
+
+@njit(cache=True)
+def score_positions(
+    logits,
+    tokens,
+    bos,
+    counts,
+    totals,
+    offsets,
+    active,
+    weights,
+    gain,
+    sharpness,
+    gate_power,
+    cache_mix,
+    purity_power,
+    confidence_power,
+    doubt_power,
+    context_on,
+    context_step,
+    timesteps,
+    signature,
+    signature_weight,
+    tolerance,
+    floor,
+    context,
+    delta,
+    bits,
+    targets,
+    norm_m,
+    norm_z,
+    frozen_bits,
+    scratch,
+):
+    """A readout layer's contribution to every row of `logits` [N, V] of a text it only
+    reads (no learning), in one call: per position s the steps of `ReadoutLayer.contribute`
+    for a scored (not live) position, from precomputed spike counts (counts[s] [n], their
+    sum totals[s], the active neurons active[offsets[s]:offsets[s + 1]]). The text's context
+    (`context` [n], a scratch buffer) restarts from `signature` at every `bos` token.
+
+    With `bits` [N] (else an empty array): `logits` are left as they are (the frozen
+    backbone's) and bits[s] gets -log2 p(targets[s]) under the adapted row instead, from
+    the rows' softmax normalisers (norm_m, norm_z) and their bits (frozen_bits) computed
+    once: the cache mix is then evaluated at the target alone (`scratch` [V]: a buffer)."""
+    weight = 0.0
+    only_bits = bits.shape[0] > 0
+    ln2 = math.log(2.0)
+    for s in range(logits.shape[0]):
+        row = logits[s]
+        if only_bits:
+            bits[s] = frozen_bits[s]
+        if context_on:
+            if tokens[s] == bos:
+                context[:] = signature
+                weight = 1.0 if signature_weight > 0 else 0.0
+            weight = running_mean(context, weight, context_step, counts[s], 1.0 / timesteps)
+        start, stop = offsets[s], offsets[s + 1]
+        if stop == start:
+            continue
+        gate = 1.0
+        if context_on and signature_weight != 0.0:
+            excess = (2.0 * tolerance - chi_distance(context, signature, floor)) / tolerance
+            gate = min(1.0, max(0.0, excess))
+        if gate <= 0:
+            continue  # a closed gate: the row stays as it is (whatever the memory holds)
+        sum_rows(weights, active[start:stop], stop - start, counts[s], 1.0 / totals[s], delta)
+        lam = cache_mix
+        if lam > 0 and purity_power > 0:
+            lam *= purity(delta) ** purity_power
+        g = gain
+        if gate_power > 0:
+            g *= (1.0 - 1.0 / norm_z[s] if only_bits else doubt(row)) ** gate_power
+        sharpen(delta, sharpness, g)
+        if cache_mix > 0:
+            nonzero = False
+            for j in range(delta.shape[0]):
+                if delta[j] != 0.0:
+                    nonzero = True
+                    break
+            if not (gate > 0 and nonzero):
+                continue
+            if not only_bits:
+                mix_cache(row, delta, lam * gate, confidence_power, doubt_power)
+                continue
+            m2, z2 = softmax_normaliser(delta)
+            mix = mix_weight(lam * gate, norm_z[s], z2, confidence_power, doubt_power)
+            t = targets[s]
+            p = mixed_probability(row[t], norm_m[s], norm_z[s], delta[t], m2, z2, mix)
+            bits[s] = -math.log(max(p, 1e-37)) / ln2
+            continue
+        if gate <= 0:
+            continue
+        out = scratch if only_bits else row
+        g32 = np.float32(gate)
+        for j in range(row.shape[0]):
+            out[j] = row[j] + (delta[j] if gate == 1.0 else g32 * delta[j])
+        if only_bits:
+            m, total = softmax_normaliser(out)
+            bits[s] = (math.log(total) - (float(out[targets[s]]) - m)) / ln2

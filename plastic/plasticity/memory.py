@@ -343,6 +343,7 @@ class MemoryLayer:
 
     kind = "memory"
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
+    feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         if vocab_size < 256:

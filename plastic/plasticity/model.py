@@ -196,13 +196,16 @@ class PlasticModel(nn.Module):
 
     @contextmanager
     def disable_adapter(self) -> Iterator[None]:
-        """Run the exact frozen backbone inside the block (A/B comparisons)."""
+        """Run the exact frozen backbone inside the block (A/B comparisons).
+
+        Scoring inside (a fresh state, `frozen()`) leaves the live stream as it was; a live
+        token read inside breaks it (the adapters did not see that token; see `forward`).
+        """
         self._all_disabled += 1
         try:
             yield
         finally:
             self._all_disabled -= 1
-            self._break_stream()
 
     def _select(self, name: str | None) -> list[Adapter]:
         return list(self.adapters.values()) if name is None else [self._get(name)]
@@ -263,7 +266,8 @@ class PlasticModel(nn.Module):
         """The backbone's forward pass plus adapters, learning per token (see module doc)."""
         active = self.active_adapters()
         if not active:
-            self._break_stream()
+            if tokens.shape[0] == 1 and not self._frozen:  # live tokens the adapters miss
+                self._break_stream()
             return self.base_model(tokens, state)
         with kernel_threads():
             return self._forward(active, tokens, state)
@@ -343,9 +347,9 @@ class PlasticModel(nn.Module):
         readout adapters (the backbone never reads them; see the module docstring), so a
         stream can be read once by the backbone and replayed under many adapters.
         """
-        active = self.active_adapters()
-        if any(isinstance(layer, ResidualLayer) for a in active for layer in a.layers.values()):
+        if self.feeds_backbone():
             raise ConfigError("replay needs readout adapters only (residual ones feed back)")
+        active = self.active_adapters()
         if not active:
             self._break_stream()
             return
@@ -363,6 +367,28 @@ class PlasticModel(nn.Module):
                 self._readout_positions(readouts, [ids], logits, live)
         finally:
             stream.live = stream.learn_now = False
+
+    def feeds_backbone(self) -> bool:
+        """Whether an active adapter writes into the backbone (a residual one does): then a
+        backbone pass computed without the adapters cannot be replayed exactly. Layers say
+        so by their `feeds_backbone` attribute (unknown layers are assumed to feed it)."""
+        return any(
+            getattr(layer, "feeds_backbone", True)
+            for adapter in self.active_adapters()
+            for layer in adapter.layers.values()
+        )
+
+    def replay_sites(self) -> tuple[str, ...]:
+        """The sites whose spikes the active adapters read, for `replay` (sorted)."""
+        return tuple(
+            sorted(
+                {
+                    layer.site.name
+                    for adapter in self.active_adapters()
+                    for layer in adapter.layers.values()
+                }
+            )
+        )
 
     def _site_hook(self, adapter: Adapter, layer: ReadoutLayer | ResidualLayer) -> SiteHook:
         """The hook of one adapter layer at its site (called inside the backbone)."""

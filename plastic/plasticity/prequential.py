@@ -19,6 +19,7 @@ replayed bits equal those of the real path (PlasticModel fed token by token).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -33,7 +34,9 @@ import torch
 from plastic.errors import ConfigError
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
+from plastic.plasticity.kernels import kernel_threads, softmax_normalisers
 from plastic.plasticity.model import PlasticModel
+from plastic.plasticity.readout import BitsRequest, SiteCounts
 
 PASS_FORMAT_VERSION = 1
 LN2 = math.log(2.0)
@@ -52,6 +55,10 @@ class BackbonePass:
     sizes: dict[str, int]  # site -> n (neurons)
     backbone_hash: str
     seconds: float  # wall-clock of the backbone pass that produced it
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        return tuple(self.spikes)
 
     @property
     def ids(self) -> list[int]:
@@ -198,18 +205,38 @@ def cached_pass(
     """A pass from `cache_dir/<backbone>-<data>` if stored there, else computed (and stored).
 
     Returns (pass, whether it came from the cache).
+    A cache is best effort: one that cannot be read (corrupt, unreadable) is recomputed,
+    and one that cannot be written is left unwritten.
     """
     backbone = getattr(model, "content_hash", None) or ""
     directory = None
     if cache_dir is not None and backbone:
         directory = cache_dir / f"{backbone[:16]}-{data_hash(data)[:16]}-{'+'.join(sites)}"
-        stored = load_pass(directory, data, backbone)
-        if stored is not None:
+        try:
+            stored = load_pass(directory, data, backbone)
+        except (OSError, ValueError, KeyError, TypeError):
+            stored = None
+        if stored is not None and _pass_shapes_fit(stored, model):
             return stored, True
     bpass = backbone_pass(model, data, sites, chunk=chunk)
     if directory is not None:
-        save_pass(bpass, directory)
+        with contextlib.suppress(OSError):
+            save_pass(bpass, directory)
     return bpass, False
+
+
+def _pass_shapes_fit(bpass: BackbonePass, model: SpikingLM) -> bool:
+    """Whether a stored pass has the shapes this backbone would give it."""
+    if isinstance(model, PlasticModel):
+        model = model.base_model
+    n = len(bpass.data)
+    if bpass.logits.shape != (n, model.config.vocab_size):
+        return False
+    for name, arr in bpass.spikes.items():
+        site = model.sites.info.get(name)
+        if site is None or arr.shape != (n, site.timesteps, (site.size + 7) // 8):
+            return False
+    return True
 
 
 def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
@@ -233,3 +260,66 @@ def replay_bits(plastic: PlasticModel, bpass: BackbonePass, *, chunk: int = 512)
         plastic.replay(ids[start:stop], logits, spikes)
         bits[start:stop] = logits_bits(logits[0], targets[start:stop])
     return bits
+
+
+@dataclass
+class ScoringPass:
+    """A pass prepared for repeated scoring (`scored_bits`): every site's spike counts and
+    the frozen rows' softmax normalisers and bits, computed once (the backbone is frozen)."""
+
+    bpass: BackbonePass
+    counts: dict[str, SiteCounts]
+    tokens: np.ndarray  # [N] int64, the ids read
+    targets: np.ndarray  # [N] int64, the bytes predicted
+    norm_m: np.ndarray  # [N] float64
+    norm_z: np.ndarray  # [N] float64
+    frozen_bits: np.ndarray  # [N] float64
+
+    @classmethod
+    def of(cls, bpass: BackbonePass) -> ScoringPass:
+        counts = {
+            site: SiteCounts.from_counts(bpass.spike_counts(site, 0, len(bpass)))
+            for site in bpass.spikes
+        }
+        n = len(bpass)
+        norm_m, norm_z = np.empty(n, np.float64), np.empty(n, np.float64)
+        softmax_normalisers(bpass.logits, norm_m, norm_z)
+        return cls(
+            bpass,
+            counts,
+            np.asarray(bpass.ids, np.int64),
+            np.frombuffer(bpass.data, np.uint8).astype(np.int64),
+            norm_m,
+            norm_z,
+            bpass.frozen_bits(),
+        )
+
+
+def scored_bits(plastic: PlasticModel, prepared: ScoringPass) -> np.ndarray:
+    """Bits of every byte [N] of the pass under `plastic`'s current adapters, learning
+    nothing (as `PlasticModel.score` would give them). Layers that can (`score_rows`) score
+    every position in one kernel call: a single layer evaluates its cache mix at the target
+    byte alone (the same probability to ~1e-7 relative: the float32 logits are skipped),
+    several layers adapt the rows in turn. Other layers replay the pass position by
+    position inside `frozen()` (`replay_bits`)."""
+    bpass = prepared.bpass
+    layers = [layer for a in plastic.active_adapters() for layer in a.layers.values()]
+    if not all(hasattr(layer, "score_rows") for layer in layers):
+        with plastic.frozen():
+            return replay_bits(plastic, bpass)
+    if not layers:
+        return prepared.frozen_bits.copy()
+    with kernel_threads():
+        if len(layers) == 1:
+            (layer,) = layers
+            out = np.empty(len(bpass), np.float64)
+            request = BitsRequest(
+                prepared.targets, prepared.norm_m, prepared.norm_z, prepared.frozen_bits, out
+            )
+            counts = prepared.counts[layer.site.name]
+            layer.score_rows(bpass.logits, prepared.tokens, counts, request)
+            return out
+        logits = bpass.logits.copy()
+        for layer in layers:
+            layer.score_rows(logits, prepared.tokens, prepared.counts[layer.site.name])
+    return logits_bits(logits, np.frombuffer(bpass.data, np.uint8))

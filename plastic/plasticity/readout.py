@@ -77,23 +77,68 @@ recent text: what was read long ago stops interfering with other text ("forgetti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from plastic.models.sites import SiteInfo
 from plastic.models.tokenizer import BOS
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.context_gate import ContextGate
+from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
 from plastic.plasticity.kernels import (
     doubt,
     mix_cache,
     pack_spikes,
     purity,
     sample_tokens,
+    score_positions,
     sharpen,
     strongest,
     sum_rows,
 )
 from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
+
+
+@dataclass(frozen=True)
+class SiteCounts:
+    """A site's spikes over a text, as `score_rows` reads them: per position the spikes of
+    each neuron over the T timesteps (counts [N, n] float32), their sum (totals [N]), and the
+    neurons that fired (active[offsets[s]:offsets[s + 1]], int64); active_rows: every neuron
+    that fired anywhere (the weight rows the text reads)."""
+
+    counts: np.ndarray
+    totals: np.ndarray
+    offsets: np.ndarray
+    active: np.ndarray
+    active_rows: np.ndarray
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> SiteCounts:
+        counts = np.ascontiguousarray(counts, np.float32)
+        fired = counts > 0
+        offsets = np.zeros(counts.shape[0] + 1, np.int64)
+        np.cumsum(fired.sum(axis=1), out=offsets[1:])
+        active = np.nonzero(fired)[1].astype(np.int64)
+        rows = np.flatnonzero(fired.any(axis=0)).astype(np.int64)
+        return cls(counts, counts.sum(axis=1, dtype=np.float32), offsets, active, rows)
+
+
+@dataclass(frozen=True)
+class BitsRequest:
+    """What `score_rows` needs to give bits instead of logits, for rows that hold the
+    frozen backbone's logits: the targets [N] (int64), the rows' softmax normalisers
+    (norm_m, norm_z [N], as `softmax_normaliser`), their bits (frozen_bits [N]), and `out`
+    [N] (float64) for the result."""
+
+    targets: np.ndarray
+    norm_m: np.ndarray
+    norm_z: np.ndarray
+    frozen_bits: np.ndarray
+    out: np.ndarray
+
+
+_EMPTY_F = np.zeros(0, np.float64)
+_NO_BITS = BitsRequest(np.zeros(0, np.int64), _EMPTY_F, _EMPTY_F, _EMPTY_F, _EMPTY_F)
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
 FADE_EVERY = 16  # learnt tokens between two applications of the memory's fading
@@ -103,6 +148,7 @@ class ReadoutLayer:
     """A readout adapter at one site; see the module docstring."""
 
     kind = "readout"
+    feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         self.site = site
@@ -212,6 +258,55 @@ class ReadoutLayer:
             logits_row += np.float32(gate) * self.delta
         if live and self.recall_threshold > 0:
             self.n_recalled = strongest(self.delta, self.recall_threshold, self.recalled)
+
+    def score_rows(
+        self,
+        logits: np.ndarray,
+        tokens: np.ndarray,
+        counts: SiteCounts,
+        bits: BitsRequest | None = None,
+    ) -> None:
+        """`contribute` for every row of `logits` [N, V] (in place) of a text this layer only
+        reads (scoring: nothing learns, the conversation is untouched), in one kernel call:
+        the same result as contributing position by position, for a fraction of the cost.
+        `counts`: the site's spike counts of that text (see `SiteCounts`). With `bits`, the
+        logits stay as they are and `bits.out` gets each position's bits of its target
+        under the adapted row (see `BitsRequest`)."""
+        self.synapses.prepare_rows(counts.active_rows)
+        context = self.context
+        request = bits if bits is not None else _NO_BITS
+        score_positions(
+            logits,
+            tokens,
+            BOS,
+            counts.counts,
+            counts.totals,
+            counts.offsets,
+            counts.active,
+            self.weights,
+            self.gain,
+            self.sharpness,
+            self.gate_power,
+            self.cache_mix,
+            self.mix_purity_power,
+            self.confidence_power,
+            self.mix_doubt_power,
+            context.enabled,
+            context.step,
+            float(self.timesteps),
+            context.signature.rates,
+            context.signature.weight,
+            context.tolerance,
+            VARIANCE_FLOOR,
+            np.zeros(self.n_pre, np.float64),
+            self.delta,
+            request.out,
+            request.targets,
+            request.norm_m,
+            request.norm_z,
+            request.frozen_bits,
+            np.zeros(self.n_post, np.float32),
+        )
 
     def release(self) -> None:
         """Drop the reference to the forward's spikes."""

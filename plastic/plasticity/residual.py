@@ -35,6 +35,7 @@ class ResidualLayer:
     """A residual adapter at one site; see the module docstring."""
 
     kind = "residual"
+    feeds_backbone = True  # its output enters the backbone at its site
 
     def __init__(self, site: SiteInfo, config: AdapterConfig, rng: np.random.Generator) -> None:
         self.site = site

@@ -210,3 +210,15 @@ class PlasticSynapses:
         for observer in self.observers:  # before: the observer may compare `end` with W
             observer.on_blend(begin, end, fraction)
         self.weights[...] = begin + (end - begin) * np.float32(fraction)
+
+
+def prepare_rule_kernels(rule: str, params: Mapping[str, Any], backend: str = "numba") -> None:
+    """Compile (or load from the on-disk cache) a rule's kernels on a tiny matrix, so that a
+    caller can say so while it happens instead of stalling on the first real step."""
+    syn = PlasticSynapses(rule, params, np.zeros((2, 2), np.float32), backend=backend)
+    spikes = np.zeros((3, 2), np.uint8)
+    spikes[1, 0] = 1
+    syn.step(spikes, spikes)
+    syn.reward(1.0)
+    syn.prepare_rows(np.zeros(1, np.int64))
+    syn.sync()

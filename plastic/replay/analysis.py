@@ -100,6 +100,34 @@ def population_rates(reader: TraceReader, spec: S.SiteSpec, which: str) -> Popul
     return PopulationRates(counts, np.concatenate(per_step) if per_step else np.zeros(0), t)
 
 
+def network_rates(reader: TraceReader, site: str) -> PopulationRates:
+    """Stream a backbone site's per-token spike counts (tokens with unknown counts skipped):
+    spikes per neuron and the mean rate over neurons per token."""
+    entry = next(e for e in reader.network_sites() if e["site"] == site)
+    t = int(entry["timesteps"])
+    counts = np.zeros(int(entry["neurons"]), np.int64)
+    per_token = []
+    for start in range(0, reader.n_tokens, S.NETWORK_CHUNK * 8):
+        block = reader.network_counts(site, start, start + S.NETWORK_CHUNK * 8)
+        block = block[~(block == S.NETWORK_UNKNOWN).any(axis=1)]
+        counts += block.sum(axis=0, dtype=np.int64)
+        per_token.append(block.mean(axis=1, dtype=np.float64) / t)
+    return PopulationRates(counts, np.concatenate(per_token) if per_token else np.zeros(0), t)
+
+
+def network_report(
+    reader: TraceReader, sites: list[str] | None = None, top_k: int = 5
+) -> dict[str, Any]:
+    """Rate, sparsity, dead and saturated neurons, top neurons per backbone site (every
+    site recorded, or `sites`), over the tokens of the trace."""
+    names = [e["site"] for e in reader.network_sites()]
+    return {
+        name: network_rates(reader, name).summary(top_k)
+        for name in names
+        if sites is None or name in sites
+    }
+
+
 def rates_report(reader: TraceReader, sites: list[S.SiteSpec], top_k: int = 5) -> dict[str, Any]:
     out = {}
     for spec in sites:

@@ -6,9 +6,13 @@ through `engine.observe` (same chunking, cap checks and learning limits as in ch
 model's recorded replies are fed token by token inside `engine.generating()` (forced, not
 sampled), and the recorded turn ends, /good, /bad, /undo and resets are applied where
 they happened, with the engine's own guards. It needs the recorded backbone (checked by
-content hash). With the recorded rule it reproduces the recorded weights up to the
-floating-point differences of the backbone's chunking; with another rule it answers
-"what would this rule have learnt from this conversation".
+content hash). With the recorded rule it reproduces the recorded weights exactly (max abs
+difference <= EXACT_TOLERANCE at every recorded checkpoint, whatever the chat did: /score,
+/good, /bad, /undo, a reply cut short by Ctrl-C); each checkpoint is compared as the replay
+reaches it, so a replay that leaves the recording (a callback reward that read something
+outside the model, a changed trace) says at which checkpoint, turn and token, and what the
+chat did since the last exact one. With another rule it answers "what would this rule have
+learnt from this conversation" (`ClosedLoopResult.counterfactual`).
 """
 
 from __future__ import annotations
@@ -31,16 +35,71 @@ if TYPE_CHECKING:
 ENGINE_EVENTS = (S.TURN_BEGIN, S.TURN_END, S.FEEDBACK, S.UNDO, S.ENGINE_RESET)
 
 
+EXACT_TOLERANCE = 1e-6  # max abs weight difference of an exact closed-loop replay
+
+
+@dataclass(frozen=True)
+class CheckpointDiff:
+    """The replayed weights against one recorded checkpoint."""
+
+    index: int  # the checkpoint's index in the trace
+    turn: int  # turns (of any kind) committed when it was taken
+    token: int  # tokens read by then
+    max_abs_diff: dict[str, float]  # "adapter/site" -> max |W_replayed - W_recorded|
+    since: tuple[str, ...]  # what the chat did since the previous checkpoint (turn kinds)
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_abs_diff.values(), default=0.0)
+
+
 @dataclass
 class ClosedLoopResult:
     model: PlasticModel
     tokens: int
     seconds: float
     final_diff: dict[str, float] = field(default_factory=dict)  # vs the last checkpoint
+    checkpoints: list[CheckpointDiff] = field(default_factory=list)  # every one, in order
+    counterfactual: bool = False  # another rule or parameters than recorded
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def max_abs_diff(self) -> float | None:
+        """The largest difference at any checkpoint (None: the trace has none)."""
+        return max((c.worst for c in self.checkpoints), default=None)
+
+    @property
+    def exact(self) -> bool:
+        """Every checkpoint reproduced within EXACT_TOLERANCE."""
+        worst = self.max_abs_diff
+        return worst is not None and worst <= EXACT_TOLERANCE
+
+    def first_divergence(self) -> CheckpointDiff | None:
+        """The first checkpoint beyond EXACT_TOLERANCE (None: none is)."""
+        return next((c for c in self.checkpoints if c.worst > EXACT_TOLERANCE), None)
+
+    def divergence_message(self) -> str | None:
+        """Where the replay left the recorded weights, and what the chat did just before."""
+        first = self.first_divergence()
+        if first is None:
+            return None
+        k = self.checkpoints.index(first)
+        previous = self.checkpoints[k - 1] if k > 0 else None
+        start = (
+            f"after checkpoint {previous.index} (turn {previous.turn}, token "
+            f"{previous.token:,}, exact)"
+            if previous is not None
+            else "from the start"
+        )
+        done = ", ".join(first.since) or "nothing recorded"
+        return (
+            f"diverged {start} by checkpoint {first.index} (turn {first.turn}, token "
+            f"{first.token:,}): max abs difference {first.worst:.3g} > {EXACT_TOLERANCE:g}; "
+            f"in between the chat recorded: {done}"
+        )
 
     def release(self) -> None:
         """Detach the replay's adapters from the backbone (their site hooks), when done."""
@@ -170,7 +229,30 @@ def closed_loop(
             if progress is not None:
                 progress(cursor, total)
 
+    checkpoints = reader.checkpoints()
+    turn_kinds = reader.read("turns/kind")
+    turn_ends = reader.read("turns/end_token")
+    result = ClosedLoopResult(model, total, 0.0, counterfactual=_is_counterfactual(reader, model))
+    pending = list(checkpoints)
+
+    def compare_due(before_event: int | None) -> None:
+        """Compare every checkpoint taken before engine event `before_event` (None: all)."""
+        while pending and (before_event is None or pending[0].event <= before_event):
+            point = pending.pop(0)
+            turn_end = int(turn_ends[point.turn - 1]) if point.turn > 0 else 0
+            feed_to(min(max(turn_end, cursor), total))
+            first_turn = checkpoints[point.index - 1].turn if point.index > 0 else 0
+            since = tuple(
+                S.TURN_NAMES.get(int(k), str(k)) for k in turn_kinds[first_turn : point.turn]
+            )
+            result.checkpoints.append(
+                CheckpointDiff(
+                    point.index, point.turn, cursor, _diffs(reader, result, point), since
+                )
+            )
+
     for e in np.flatnonzero(np.isin(kinds, ENGINE_EVENTS)):
+        compare_due(int(e))
         feed_to(int(at[e]))
         kind = int(kinds[e])
         if kind == S.TURN_BEGIN:
@@ -184,14 +266,30 @@ def closed_loop(
         elif kind == S.ENGINE_RESET:
             engine.reset()
     feed_to(total)
-    seconds = time.perf_counter() - t0
-    result = ClosedLoopResult(model, total, seconds)
-    checkpoints = reader.checkpoints()
-    if checkpoints:
-        last = checkpoints[-1]
-        weights = result.weights()
-        for spec in reader.sites:
-            recorded = reader.checkpoint_weights(spec, last.index)
-            diff = np.abs(weights[spec.key].astype(np.float64) - recorded)
-            result.final_diff[spec.key] = float(diff.max())
+    compare_due(None)
+    result.seconds = time.perf_counter() - t0
+    if result.checkpoints:
+        result.final_diff = dict(result.checkpoints[-1].max_abs_diff)
     return result
+
+
+def _diffs(reader: TraceReader, result: ClosedLoopResult, point: Any) -> dict[str, float]:
+    """Max |replayed - recorded| per adapter site at checkpoint `point`."""
+    weights = result.weights()
+    out = {}
+    for spec in reader.sites:
+        recorded = reader.checkpoint_weights(spec, point.index)
+        out[spec.key] = float(np.abs(weights[spec.key].astype(np.float64) - recorded).max())
+    return out
+
+
+def _is_counterfactual(reader: TraceReader, model: PlasticModel) -> bool:
+    """Whether `model`'s adapters learn with another rule or parameters than recorded."""
+    recorded = reader.sessions[0]["adapters"]
+    for name, adapter in model.adapters.items():
+        config = recorded.get(name, {})
+        if config.get("rule") != adapter.config.rule:
+            return True
+        if dict(config.get("rule_params", {})) != dict(adapter.config.rule_params):
+            return True
+    return False

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from plastic.errors import TraceError
-from plastic.replay.schema import GROUPS, SCHEMA_NAME, SCHEMA_VERSION, SiteSpec
+from plastic.replay.schema import GROUPS, NETWORK_UNKNOWN, SCHEMA_NAME, SCHEMA_VERSION, SiteSpec
+from plastic.replay.schema import NETWORK as S_NETWORK
 
 # Arrays whose codecs include this checksum were also written with every chunk, all-fill
 # ones included (see store.create_array), so a missing chunk in their committed range is damage.
@@ -200,6 +201,8 @@ class TraceReader:
         parts = path.split("/")
         if parts[0] in GROUPS:
             return int(c[parts[0]])
+        if parts[0] == S_NETWORK:
+            return int(c["tokens"])
         if parts[0] == "sites":
             counts = c["sites"][parts[1]]
             name = parts[2]
@@ -219,6 +222,29 @@ class TraceReader:
                 return spec
         known = ", ".join(s.key for s in self.sites) or "none"
         raise TraceError(f"{self.path}: no site {name!r} in this trace (sites: {known})")
+
+    # -- the whole network (network/<site>: per-token spike counts) --------------------
+    def network_sites(self) -> list[dict[str, Any]]:
+        """The backbone sites recorded per token: [{"site", "neurons", "timesteps"}]
+        (empty for a trace recorded before the network was)."""
+        layout = self.attrs.get(S_NETWORK) or []
+        return [entry for entry in layout if f"{S_NETWORK}/{entry['site']}" in self.root]
+
+    def network_counts(self, site: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Spike counts [tokens, neurons] (uint8) of backbone site `site` for tokens
+        [start, stop); NETWORK_UNKNOWN (255) where they were not recorded."""
+        names = [entry["site"] for entry in self.network_sites()]
+        if site not in names:
+            known = ", ".join(names) or "none (recorded before traces kept the network)"
+            raise TraceError(f"{self.path}: no backbone site {site!r} recorded (sites: {known})")
+        path = f"{S_NETWORK}/{site}"
+        stop = self.n_tokens if stop is None else min(stop, self.n_tokens)
+        array = self._array(path)
+        have = min(array.shape[0], stop)
+        out = np.full((max(stop - start, 0), array.shape[1]), NETWORK_UNKNOWN, np.uint8)
+        if have > start:
+            out[: have - start] = np.asarray(array[start:have])
+        return out
 
     @property
     def n_tokens(self) -> int:

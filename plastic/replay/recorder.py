@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from plastic import __version__
 from plastic.errors import ConfigError, TraceError
@@ -40,6 +41,7 @@ from plastic.replay.store import (
     StoreWriter,
     check_before_continuing,
     clear_unfinished,
+    create_array,
     create_store,
     ensure_state_arrays,
     open_existing,
@@ -199,6 +201,84 @@ class SiteTap(SynapseObserver):
             self._rows = []
 
 
+class NetworkTap:
+    """Per-token spike counts of every backbone site (network/<site>), on live passes only.
+
+    A hook at each site keeps the counts [S, n] of the latest live forward pass; when the
+    next pass starts (or at a commit) they are appended for the tokens that pass recorded,
+    so network rows stay aligned with tokens/* even if a pass was cut short (Ctrl-C): the
+    rows of a pass whose counts are incomplete are NETWORK_UNKNOWN.
+    """
+
+    def __init__(self, recorder: TraceRecorder, model: PlasticModel, committed_tokens: int):
+        self.recorder = recorder
+        self.stream = model.stream
+        registry = model.base_model.sites
+        self.sites: dict[str, int] = {}  # name -> neurons, for the sites recorded
+        self._current: dict[str, np.ndarray] = {}
+        self._pending: dict[str, list[np.ndarray]] = {}
+        self.pass_tokens = 0  # tokens the open pass recorded
+        root = recorder.root
+        for name, info in registry.info.items():
+            if info.writes != "residual":
+                continue  # the readout site exposes the last block's spikes again
+            path = f"{S.NETWORK}/{name}"
+            if path not in root:
+                array = create_array(root, path, (info.size,), S.network_spec(name))
+                if committed_tokens:  # a store recorded before: its earlier rows unknown
+                    array.resize((committed_tokens, info.size))
+            else:
+                array = root[path]
+                if array.shape[1:] != (info.size,):
+                    continue  # another backbone's layout (--force): not recorded
+                if array.shape[0] != committed_tokens:
+                    array.resize((committed_tokens, info.size))  # a killed writer's tail
+            self.sites[name] = info.size
+            self._pending[name] = []
+        self.layout = [
+            {"site": name, "neurons": n, "timesteps": registry.info[name].timesteps}
+            for name, n in self.sites.items()
+        ]
+        self.handles = [registry.add_hook(name, self._hook(name)) for name in self.sites]
+
+    def _hook(self, name: str):
+        def hook(site: Any, spikes: Any) -> None:
+            if self.stream.live and spikes.shape[1] == 1:
+                counts = spikes[:, 0].sum(0)  # [S, n], at most T <= 254
+                self._current[name] = counts.to(dtype=torch.uint8).cpu().numpy()
+
+        return hook
+
+    def start_pass(self) -> None:
+        """A live pass begins: the previous pass's counts go with its tokens."""
+        self.end_pass()
+
+    def end_pass(self) -> None:
+        n = self.pass_tokens
+        if n:
+            for name, size in self.sites.items():
+                rows = self._current.get(name)
+                if rows is None or rows.shape[0] != n:
+                    rows = np.full((n, size), S.NETWORK_UNKNOWN, np.uint8)
+                self._pending[name].append(rows)
+        self._current = {}
+        self.pass_tokens = 0
+
+    def flush(self) -> None:
+        """Hand the counts of every finished pass to the writer (at a commit)."""
+        self.end_pass()
+        for name, parts in self._pending.items():
+            if parts:
+                rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                self.recorder.writer.append(f"{S.NETWORK}/{name}", rows)
+                self._pending[name] = []
+
+    def detach(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
 class TraceRecorder(LearningObserver):
     """Records a PlasticModel's learning into a trace store; see the module docstring."""
 
@@ -242,6 +322,7 @@ class TraceRecorder(LearningObserver):
             tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
             self.taps.append(tap)
         self._adapter = next(iter(model.adapters.values()))
+        self.network = NetworkTap(self, model, self.tokens)
         self._turn_open = False
         self._in_feedback = False
         self._turns_since_checkpoint = 0
@@ -321,7 +402,8 @@ class TraceRecorder(LearningObserver):
         }
         self._sessions = list(self.root.attrs["sessions"]) + [session]
         self._event(S.SESSION, -1, self.session_index)
-        self._commit(S.SESSION_TURN, extra={"sessions": self._sessions})
+        extra = {"sessions": self._sessions, S.NETWORK: self.network.layout}
+        self._commit(S.SESSION_TURN, extra=extra)
 
     def _save_states(
         self, *, initial: bool = False, override: dict[int, np.ndarray] | None = None
@@ -403,6 +485,7 @@ class TraceRecorder(LearningObserver):
     def on_forward(self, tokens: list[int], phase: str, learning: bool) -> None:
         self._flags = (S.GENERATED if phase == "generate" else 0) | (S.LEARNING if learning else 0)
         self._pass_start = True
+        self.network.start_pass()
 
     def on_token(self, token: int, bits: float) -> None:
         flags = self._flags | (S.PASS_START if self._pass_start else 0)
@@ -417,6 +500,7 @@ class TraceRecorder(LearningObserver):
         self._tok_base.append(base)
         self._reward_now = math.nan
         self.tokens += 1
+        self.network.pass_tokens += 1
 
     def on_turn_begin(self) -> None:
         if self._in_feedback:
@@ -464,6 +548,7 @@ class TraceRecorder(LearningObserver):
         w = self.writer
         for tap in self.taps:
             tap.flush_steps()
+        self.network.flush()
         if self._tok_id:
             w.append("tokens/id", np.asarray(self._tok_id, np.uint16))
             w.append("tokens/flags", np.asarray(self._tok_flags, np.uint8))
@@ -544,6 +629,7 @@ class TraceRecorder(LearningObserver):
                     tap.synapses.observers.remove(tap)
             if self in self.model.observers:
                 self.model.observers.remove(self)
+            self.network.detach()
             try:
                 self.writer.close()
             finally:

@@ -126,6 +126,19 @@ STATES = {"event": ArraySpec("int64", ("state",), 4096)}
 GROUPS = {"tokens": TOKENS, "events": EVENTS, "turns": TURNS, "checkpoints": CHECKPOINTS}
 GROUPS["states"] = STATES
 
+# network/<site>: per live token, the spikes of every neuron of a backbone site summed over
+# the token's T timesteps [token, neuron] (uint8; NETWORK_UNKNOWN where not recorded). One
+# row per row of tokens/*, so its committed length is the committed token count.
+NETWORK = "network"
+NETWORK_UNKNOWN = 255
+NETWORK_CHUNK = 1024
+
+
+def network_spec(site: str) -> ArraySpec:
+    """network/<site>: dims (token, <site>.neuron): sites differ in size, so each names its
+    own neuron axis (xarray opens the group as one dataset)."""
+    return ArraySpec("uint8", ("token", f"{site}.neuron"), NETWORK_CHUNK, NETWORK_UNKNOWN)
+
 
 @dataclass(frozen=True)
 class SiteSpec:

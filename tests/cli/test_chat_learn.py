@@ -163,3 +163,51 @@ def test_ctrl_c_in_a_learning_turn_still_ends_the_turn(small_model: SpikingLM) -
     assert learner.calls == ["begin", "observe", "end"]
     assert result.stop == "interrupted"
     assert json.loads(out.getvalue())["stop"] == "interrupted"
+
+
+def test_set_changes_the_adapter_and_stats_shows_the_values_in_use(
+    tmp_path: Path, small_model_dir: Path
+) -> None:
+    objs = run_script(
+        tmp_path,
+        small_model_dir,
+        ["/stats"],
+        "--learn",
+        "--set",
+        "rule.learning_rate=0.05",
+        "--set",
+        "adapter.cache_mix=0.3",
+        "--set",
+        "tau_eligibility=2",  # a bare key is a rule parameter, as in `replay --set`
+    )
+    adapter = objs[0]["learning"]["adapters"]["default"]
+    assert adapter["rule_params"]["learning_rate"] == 0.05
+    assert adapter["rule_params"]["tau_eligibility"] == 2.0
+    assert adapter["rule_params"]["tau_pre"] == 2.0  # the readout's default, not the rule's
+    assert adapter["settings"]["cache_mix"] == 0.3
+    assert adapter["settings"]["scale"] == 14.0  # effective, not null
+    assert "learning_rate 0.05" in objs[0]["message"] and "cache_mix 0.3" in objs[0]["message"]
+    defaults = run_script(tmp_path, small_model_dir, ["/stats"], "--learn")
+    used = defaults[0]["learning"]["adapters"]["default"]["rule_params"]
+    shown = runner.invoke(app, ["rules", "rstdp", "--json"])
+    params = {p["name"]: p for p in json.loads(shown.stdout)[0]["params"]}
+    for name, value in used.items():  # `plastic rules` shows what the chat runs
+        assert params[name]["adapter_defaults"]["readout"] == value, name
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ("rule.nope=1", "nope"),
+        ("rule.learning_rate=-1", "learning_rate"),
+        ("adapter.cache_mix=2", "cache_mix"),
+        ("adapter.bogus=1", "no such adapter setting"),
+        ("adapter.rule=stdp", "--rule"),
+        ("other.x=1", "rule.KEY=VALUE"),
+        ("novalue", "key=value"),
+    ],
+)
+def test_bad_set_is_a_one_line_error(small_model_dir: Path, capsys, setting, needle) -> None:
+    argv = ["chat", "--model", str(small_model_dir), "--learn", "--prompt", "hi"]
+    code, err = run_main([*argv, "--set", setting], capsys)
+    assert_one_line_error(code, err, needle)

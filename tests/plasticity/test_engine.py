@@ -88,9 +88,9 @@ def test_undo_restores_bit_identical_weights_and_states() -> None:
     assert any(not np.array_equal(after_one[k], v) for k, v in _state_arrays(model).items())
     assert engine.can_undo == 2
     event = engine.undo()
-    assert "restored" in event.message
+    assert event.message.startswith("undid turn 2:") and "1 more can be undone" in event.message
     _assert_same(after_one, _state_arrays(model))
-    engine.undo()
+    assert engine.undo().message.startswith("undid turn 1:")  # each undo names its own turn
     assert all(not np.any(w) for w in weights_of(model).values())  # back to W = 0
     assert engine.undo().message == "nothing to undo"
 
@@ -167,9 +167,8 @@ def test_feedback_credits_the_last_reply_once() -> None:
     good = engine.feedback(+1)
     assert good.changed and "credited the last reply" in good.messages()[0]
     after_good = weights_of(model)
-    assert engine.feedback(+1).messages() == [
-        "nothing to credit: the last reply was already credited"
-    ]
+    (again,) = engine.feedback(+1).messages()
+    assert again.startswith("nothing to credit: the last reply was already credited")
     assert all(np.array_equal(after_good[k], w) for k, w in weights_of(model).items())
     # /bad on the same reply moves the weights the other way
     engine.restore(start)
@@ -230,3 +229,29 @@ def test_reset_is_undoable() -> None:
     assert all(not np.any(w) for w in weights_of(model).values())
     model.engine.undo()
     assert all(np.array_equal(learnt[k], w) for k, w in weights_of(model).items())
+
+
+def test_drift_probe_rescores_only_the_adapters_over_one_backbone_pass() -> None:
+    """The probe's backbone pass is computed once; each re-score replays the adapters over
+    it and equals reading the whole probe again through the model."""
+    model = make_plastic()
+    engine = model.engine
+    conv = Conversation(model, seed=0)
+    chat_turn(model, conv, f"Remember: {FACT}")
+    first_pass = engine._cached_probe_pass()
+    assert first_pass is not None
+    chat_turn(model, conv, f"Remember: {FACT} {FACT}")
+    assert engine._cached_probe_pass() is first_pass  # not recomputed
+    replayed = engine.probe_score()
+    assert replayed == pytest.approx(model.score(engine.probe()), abs=1e-5)
+    with model.disable_adapter():
+        frozen = model.score(engine.probe())
+    assert engine.probe_reference() == pytest.approx(frozen, abs=1e-5)
+
+
+def test_drift_probe_reads_the_whole_model_when_an_adapter_feeds_the_backbone() -> None:
+    model = make_plastic(AdapterConfig(kind="residual", rule="stdp"))
+    assert model.feeds_backbone()
+    engine = model.engine
+    assert engine._cached_probe_pass() is None
+    assert engine.probe_score() == model.score(engine.probe())

@@ -116,3 +116,47 @@ def test_replay_refuses_residual_adapters() -> None:
     bpass = backbone_pass(backbone, TEXT[:20])
     with pytest.raises(ConfigError, match="readout"):
         replay_bits(plastic, bpass)
+
+
+SCORING_CONFIGS = [
+    AdapterConfig(),  # the chat's: gated cache mix, context gate
+    AdapterConfig(rule="stdp"),  # weights with deferred work (rows flushed before reading)
+    AdapterConfig(cache_mix=0.0, gate_power=1.0, sharpness=1.0),  # additive, doubt-gated
+    AdapterConfig(mix_purity_power=0.5, context_tau=0.0),  # purity, no context gate
+    AdapterConfig(context_tolerance=1e-6),  # a gate that closes on other text
+]
+
+
+@pytest.mark.parametrize("one_layer", [False, True], ids=["two-adapters", "one-adapter"])
+@pytest.mark.parametrize("config", SCORING_CONFIGS, ids=range(len(SCORING_CONFIGS)))
+def test_scored_bits_equal_position_by_position_scoring(
+    config: AdapterConfig, one_layer: bool
+) -> None:
+    """`scored_bits` (one kernel call per layer) gives the bits `replay_bits` gives inside
+    `frozen()` (contribute position by position), with adapters that learnt something:
+    two adapters adapt the rows in turn (exact); one evaluates its mix at the target alone
+    (the float32 rounding of the adapted logits skipped: ~1e-7 relative)."""
+    from plastic.plasticity.prequential import ScoringPass, scored_bits
+
+    plastic = PlasticModel(make_backbone())
+    plastic.add_adapter("a", config)
+    plastic.add_adapter("b", AdapterConfig(rule="hebb", seed=3))
+    if one_layer:
+        plastic.delete_adapter("b")
+    teach = backbone_pass(plastic, TEXT[:150])
+    replay_bits(plastic, teach)  # learn (observe-like, prequential)
+    with plastic.observing():
+        replay_bits(plastic, teach)
+    assert any(np.any(a.layers["readout"].weights) for a in plastic.adapters.values())
+    probe = backbone_pass(plastic, b"<bos> and now some other text: the hat sat." + TEXT[150:])
+    with plastic.frozen():
+        slow = replay_bits(plastic, probe)
+    assert np.abs(slow - probe.frozen_bits()).max() > 0.1  # the adapters change the bits
+    fast = scored_bits(plastic, ScoringPass.of(probe))
+    if one_layer:
+        np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6)
+    else:
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+    with plastic.frozen():
+        whole = plastic.score(probe.data)
+    assert float(fast.sum()) / len(probe) == pytest.approx(whole, abs=1e-5)

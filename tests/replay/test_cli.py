@@ -29,6 +29,7 @@ def run_ok(argv: list[str], capsys) -> str:
 def test_replay_verify(recorded, capsys) -> None:
     summary = run_json(["replay", str(recorded.path), "--verify"], capsys)
     assert summary["exact"] and summary["max_abs_diff"] == 0.0 and summary["checkpoints"] >= 4
+    assert summary["verdict"].startswith("reproduces the recorded weights")
     assert summary["tokens"] > 0 and summary["tokens_per_s"] > 0
     text = run_ok(["replay", str(recorded.path), "--verify", "--backend", "torch"], capsys)
     assert "(ok)" in text
@@ -57,11 +58,31 @@ def test_replay_out_writes_an_adapter_that_chat_loads(tmp_path: Path, recorded, 
 
 def test_replay_counterfactual_and_closed_loop(recorded, capsys) -> None:
     argv = ["replay", str(recorded.path), "--rule", "stdp", "--set", "a_plus=0.01"]
-    summary = run_json(argv, capsys)
-    assert not summary["exact"]
+    summary = run_json([*argv, "--model", str(recorded.model_dir)], capsys)
+    assert not summary["exact"] and summary["counterfactual"]
+    weights = summary["weights"]["default/readout"]
+    assert weights["replayed_change"] > 0 and weights["recorded_change"] > 0
+    assert weights["distance_to_recorded"] > 0
+    text = summary["text"]
+    assert text["bytes"] > 0
+    for key in ("replayed_bits_per_byte", "recorded_bits_per_byte", "frozen_bits_per_byte"):
+        assert 0 < text[key] < 16
+    assert text["replayed_bits_per_byte"] != text["recorded_bits_per_byte"]
+    assert "bits/byte" in summary["verdict"]
+    printed = run_ok([*argv, "--model", str(recorded.model_dir)], capsys)
+    assert "verdict: on the recorded user text" in printed and "frozen backbone" in printed
+    # the recorded chat's "harm" reward depended on a switch outside the model (on for one
+    # turn), which the replay cannot know: the closed loop says where it diverged, and fails
     closed = ["replay", str(recorded.path), "--closed-loop", "--model", str(recorded.model_dir)]
-    summary = run_json(closed, capsys)
+    with pytest.raises(SystemExit) as info:
+        main([*closed, "--json"])
+    captured = capsys.readouterr()
+    assert info.value.code == 1
+    assert "diverged after checkpoint" in captured.err and "feedback, undo, turn" in captured.err
+    summary = json.loads(captured.out)  # the figures come out all the same
     assert summary["mode"] == "closed_loop" and summary["tokens_per_s"] > 0
+    assert not summary["exact"] and summary["verdict"] == summary["divergence"]
+    assert summary["checkpoints"][0]["max_abs_diff"] <= 1e-6  # exact before the harm turn
     code, err = run_main([*argv, "--verify"], capsys)
     assert_one_line_error(code, err, "--verify needs the recorded rule")
 
@@ -198,3 +219,63 @@ def test_plot_writes_a_png(recorded, tmp_path: Path, capsys) -> None:
     argv = ["inspect", str(recorded.path), "--rates", "--weights", "--reward", "--plot", str(out)]
     run_ok(argv, capsys)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chat_record_without_learn_keeps_every_backbone_site(
+    tmp_path: Path, small_model_dir: Path, capsys
+) -> None:
+    """`chat --record` without --learn records per-token spike counts of every backbone
+    site; `inspect --rates` reports each, and --plot draws a raster of a chosen one."""
+    from plastic.models.checkpoint import resolve_model
+    from plastic.replay.reader import TraceReader
+
+    script = tmp_path / "turns.txt"
+    script.write_text("Hello there.\nTell me more.\n", encoding="utf-8")
+    path = tmp_path / "plain.zarr"
+    argv = ["chat", "--model", str(small_model_dir), "--script", str(script)]
+    run_ok([*argv, "--max-new-tokens", "6", "--seed", "1", "--record", str(path)], capsys)
+    reader = TraceReader(path)
+    backbone = resolve_model(str(small_model_dir))
+    expected = [n for n, info in backbone.sites.info.items() if info.writes == "residual"]
+    assert [e["site"] for e in reader.network_sites()] == expected
+    for entry in reader.network_sites():
+        counts = reader.network_counts(entry["site"])
+        assert counts.shape == (reader.n_tokens, entry["neurons"])
+        assert counts.max() <= entry["timesteps"]  # no unknown rows: every token recorded
+    report = run_json(["inspect", str(path), "--rates"], capsys)
+    assert set(report["network"]) == set(expected)
+    for rates in report["network"].values():
+        assert rates["steps"] == reader.n_tokens and 0.0 < rates["mean_rate"] < 1.0
+        assert rates["sparsity"] == pytest.approx(1.0 - rates["mean_rate"])
+    text = run_ok(["inspect", str(path), "--rates"], capsys)
+    for name in expected:
+        assert f"{name}: " in text
+    assert "no rule steps recorded (learning was off)" in text
+    one = run_json(["inspect", str(path), "--rates", "--site", expected[0]], capsys)
+    assert list(one["network"]) == [expected[0]] and one["rates"] == {}
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "raster.png"
+    argv = ["inspect", str(path), "--site", expected[1], "--window", "0:20", "--plot", str(out)]
+    run_ok(argv, capsys)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, err = run_main(["inspect", str(path), "--window", "5", "--plot", str(out)], capsys)
+    assert_one_line_error(code, err, "--window")
+
+
+def test_network_rows_stay_aligned_with_tokens_across_sessions_and_interrupts(
+    recorded, tmp_path: Path
+) -> None:
+    """Two sessions into one store (the second continues it) keep one network row per token."""
+    from plastic.replay.reader import TraceReader
+    from tests.replay.conftest import record_plain
+
+    path = tmp_path / "two.zarr"
+    record_plain(path, recorded.model_dir, turns=1)
+    first = TraceReader(path).n_tokens
+    record_plain(path, recorded.model_dir, turns=2)
+    reader = TraceReader(path)
+    assert reader.n_tokens > first
+    for entry in reader.network_sites():
+        counts = reader.network_counts(entry["site"])
+        assert counts.shape[0] == reader.n_tokens
+        assert counts.max() <= entry["timesteps"]

@@ -23,7 +23,7 @@ def test_the_recording_saw_every_guard(recorded) -> None:
     assert "update cap" in text
     assert "drift guard" in text
     assert "credited the last reply" in text
-    assert "restored the adapters" in text
+    assert "undid turn" in text
     kinds = set(TraceReader(recorded.path).read("events/kind").tolist())
     assert {S.CAP, S.BLEND, S.RESTORE, S.RESET, S.SNAPSHOT, S.REWARD, S.STEP} <= kinds
 

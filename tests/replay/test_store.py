@@ -44,6 +44,10 @@ def test_xarray_opens_every_array_group_with_named_dimensions(recorded) -> None:
     assert site["pre"].dims == ("step", "timestep", "pre_neuron")
     assert site["pre"].dtype == bool
     assert site.sizes["pre_neuron"] == 64
+    network = xr.open_zarr(recorded.path, group="network", consolidated=False)
+    n = TraceReader(recorded.path).n_tokens
+    ffn = network["blocks.0.ffn"].isel(token=slice(0, n))  # clipped to the commit marker
+    assert ffn.dims == ("token", "blocks.0.ffn.neuron") and ffn.shape[0] == n
 
 
 def test_readers_clip_to_the_commit_marker(tmp_path: Path, recorded) -> None:

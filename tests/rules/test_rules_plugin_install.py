@@ -159,6 +159,7 @@ def test_plastic_rules_lists_the_plugin(installed_plugin: Path) -> None:
     assert listed["toyhebb"]["params"][0] == {
         "name": "rate",
         "default": 0.1,
+        "adapter_defaults": {"readout": 0.1, "residual": 0.1},  # no kind overrides it
         "unit": "weight/spike^2",
         "doc": "decrease per coincident pair",
     }

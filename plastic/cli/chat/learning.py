@@ -11,6 +11,7 @@ plain chat is never sent to the model as text.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,18 @@ class LearningCommands:
         return CommandResult("\n".join(lines), {**rates.data, "learning": learning})
 
 
+_NOT_SHOWN = ("kind", "rule", "reward")  # on the adapter's own line already
+
+
+def _value(value: Any) -> str:
+    """A setting as typed on the command line (`--set adapter.KEY=...`)."""
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, (list, tuple, dict, bool)) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
 def _num(value: Any, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -135,6 +148,10 @@ def format_learning_stats(stats: dict[str, Any]) -> list[str]:
             f"adapter {name}: {adapter['kind']}, rule {adapter['rule']}, {state}; "
             f"last rewards: {rewards or '-'}"
         )
+        params = ", ".join(f"{k} {_value(v)}" for k, v in adapter.get("rule_params", {}).items())
+        lines.append(f"  rule {adapter['rule']}: {params or '-'}")
+        shown = {k: v for k, v in adapter.get("settings", {}).items() if k not in _NOT_SHOWN}
+        lines.append("  settings: " + ", ".join(f"{k} {_value(v)}" for k, v in shown.items()))
         for site, fig in adapter["sites"].items():
             low, high = fig["weight_range"]
             lines.append(
