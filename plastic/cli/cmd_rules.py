@@ -20,7 +20,12 @@ def adapter_defaults(rule_name: str) -> dict[str, dict[str, Any]]:
     default (`plastic chat --learn` attaches a readout adapter), where not the rule's own."""
     from plastic.plasticity.config import KINDS, default_rule_params
 
-    return {kind: default_rule_params(kind, rule_name) for kind in KINDS}
+    memory_rule = rule_name == "detector_stdp"  # the memory kind's rule, and only it
+    return {
+        kind: default_rule_params(kind, rule_name)
+        for kind in KINDS
+        if (kind == "memory") == memory_rule
+    }
 
 
 def describe_rule(source: Any, rule: Any) -> dict[str, Any]:

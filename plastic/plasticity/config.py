@@ -38,7 +38,8 @@ KINDS = ("readout", "residual", "memory")
 # tau_eligibility 1 step (was 10, then 2): a token's surprise credits its own pairing, not
 # those of the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain
 # (14) and the gated cache mix (lambda 0.4, confidence^2.5, doubt^0.5, no fading) by
-# `plastic bench adapt` on held-out text (100,000 bytes per stream), see docs/results.md.
+# `plastic bench adapt` on held-out text (100,000 bytes per stream), see
+# docs/log/2026-11-23-readout.md.
 # The context gate (context_tau, context_signature_tau, context_tolerance) was chosen the same
 # way in the fifth round.
 _READOUT_RULES: dict[str, dict[str, Any]] = {

@@ -23,7 +23,7 @@ The context is the site's own firing, the same spikes the memory is keyed on. Pe
 The readout multiplies its mix weight (or, when it adds, its gain) by g. The context of a
 new text starts at the signature, so a short text (a probe, a question about what was just
 taught) is read with the memory on, and the gate closes only as the text shows itself to
-be different, within ~`tau` tokens. Measured on held-out text (docs/results.md, fifth
+be different, within ~`tau` tokens. Measured on held-out text (docs/log/2026-11-23-readout.md, fifth
 round), the defaults cost no adaptation on the streams and remove the memory's damage to
 Gutenberg text read afterwards. What it cannot do: tell apart texts that read alike (an
 unrelated sentence of the same chat); there only the mix's own bounds protect.

@@ -61,7 +61,7 @@ SYNAPSE_ARRAYS = ("syn_post", "syn_weight", "syn_next")
 @dataclasses.dataclass(frozen=True)
 class MemoryConfig:
     """The memory kind's own settings (`AdapterConfig.kind_params`); chosen on held-out
-    text (docs/results.md)."""
+    text (docs/log/2026-12-06-memory.md)."""
 
     orders: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 12, 16)
     confidence_buckets: int = 4

@@ -12,7 +12,7 @@ token's T timesteps (event-driven: only the rows of neurons that fired are read)
 
 with g = gain (`scale`, default 14), or gain * (1 - max softmax(logits))^q when
 `gate_power` q > 0 (off by default: measured, it cost more adaptation than the
-forgetting it saved; see docs/results.md).
+forgetting it saved; see docs/log/2026-11-23-readout.md).
 
 so |delta_logits| <= gain * max(|w_min|, |w_max|)^p whatever the firing rate, and the power
 p makes the memory recall only for contexts whose spikes match a stored one closely: a
@@ -34,14 +34,15 @@ whatever it holds: the damage on unrelated text ("forgetting") is bounded, and g
 memory's confidence c it is small. A power q > 1 lets a larger l speak where the memory is
 sure (c near 1) while it stays quiet where it is unsure. The backbone's doubt d keeps the
 memory out where the backbone is already sure, which is where a wrong recall costs the most
-and a right one adds the least. Defaults l = 0.4, q = 2.5, r = 0.5 (docs/results.md, fourth
-round).
+and a right one adds the least. Defaults l = 0.4, q = 2.5, r = 0.5
+(docs/log/2026-11-23-readout.md, fourth round).
 
 The context gate (`context_gate`; `context_tau` > 0, on by default) multiplies l' (or, when
 the delta is added, the gain) by g in [0, 1]: 1 while the firing rates of the text being
 read stay close to those of the text the memory learnt from, 0 once they are clearly not.
 A memory learnt from WikiText-2 ("word , word") then stays quiet on a novel, which is where
-the mix alone still cost ~0.012 b/B (docs/results.md, fifth round). It cannot tell apart
+the mix alone still cost ~0.012 b/B (docs/log/2026-11-23-readout.md, fifth round).
+It cannot tell apart
 texts that read alike (a taught fact and an unrelated sentence of the same chat), which is
 why the mix is not made louder behind it.
 
@@ -66,7 +67,7 @@ fast traces (tau 2 steps, the defaults for this kind) a token's spikes pair with
 neighbours only, and with a short eligibility (tau 1 step; the token's window is T + 2 = 6
 steps) a token's surprise reward credits its own pairing, hardly those of the tokens before
 it: with tau 10 the same reward also reinforced the previous tokens' pairings, and the
-adapter gained a third as much on held-out streams (docs/results.md).
+adapter gained a third as much on held-out streams (docs/log/2026-11-23-readout.md).
 
 Fading (`memory_tau` tokens; 0, off, by default: the gated cache mix bounds the damage):
 every FADE_EVERY learnt tokens of the adapter (its saved counter),

@@ -173,6 +173,8 @@ def test_set_changes_the_adapter_and_stats_shows_the_values_in_use(
         small_model_dir,
         ["/stats"],
         "--learn",
+        "--rule",
+        "rstdp",
         "--set",
         "rule.learning_rate=0.05",
         "--set",
@@ -187,12 +189,15 @@ def test_set_changes_the_adapter_and_stats_shows_the_values_in_use(
     assert adapter["settings"]["cache_mix"] == 0.3
     assert adapter["settings"]["scale"] == 14.0  # effective, not null
     assert "learning_rate 0.05" in objs[0]["message"] and "cache_mix 0.3" in objs[0]["message"]
-    defaults = run_script(tmp_path, small_model_dir, ["/stats"], "--learn")
+    defaults = run_script(tmp_path, small_model_dir, ["/stats"], "--learn", "--rule", "rstdp")
     used = defaults[0]["learning"]["adapters"]["default"]["rule_params"]
     shown = runner.invoke(app, ["rules", "rstdp", "--json"])
     params = {p["name"]: p for p in json.loads(shown.stdout)[0]["params"]}
     for name, value in used.items():  # `plastic rules` shows what the chat runs
         assert params[name]["adapter_defaults"]["readout"] == value, name
+    memory = run_script(tmp_path, small_model_dir, ["/stats"], "--learn", "--set", "decay=0.9")
+    used = memory[0]["learning"]["adapters"]["default"]["rule_params"]
+    assert used["decay"] == 0.9 and used["prior"] == 2.0  # the memory's rule: detector_stdp
 
 
 @pytest.mark.parametrize(

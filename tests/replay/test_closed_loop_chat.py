@@ -61,7 +61,9 @@ class InterruptingRenderer(JsonRenderer):
 def record_session_chat(path: Path, model_dir: Path) -> np.ndarray:
     """Run SCRIPT through a learning ChatSession recorded into `path`; the final weights."""
     with torch.no_grad():
-        learn = ChatLearning(build_plastic_model(resolve_model(str(model_dir))), learning=True)
+        learn = ChatLearning(
+            build_plastic_model(resolve_model(str(model_dir)), rule="rstdp"), learning=True
+        )
         learn.engine.prepare()  # as `plastic chat` does before the first turn
         recorder = TraceRecorder.attach(learn.model, path, seed=5)
         renderer = InterruptingRenderer()

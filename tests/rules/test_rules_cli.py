@@ -32,5 +32,6 @@ def test_rules_table_and_unknown_rule() -> None:
     missing = plastic("rules", "nope")
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [
-        "error: unknown learning rule 'nope'; known learning rules: delta_mixer, detector_stdp, hebb, rstdp, stdp"
+        "error: unknown learning rule 'nope'; known learning rules: "
+        "delta_mixer, detector_stdp, hebb, rstdp, stdp"
     ]
