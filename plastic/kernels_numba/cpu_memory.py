@@ -5,7 +5,7 @@ Per position s of a chunk (token ids[s], the backbone's logits row [V] for it), 
 1. learn   - the pending prediction of position s - 1 meets its byte y = ids[s]: the
              gate's running advantage moves (always: it belongs to the text); when learning,
              every detector that was active steps its synapses toward y (`detector_step`),
-             the mixer takes its delta-rule step and the gate's signature moves;
+             and the mixer takes its delta-rule step;
 2. shift   - y enters the delay line (a token id >= 256 empties it: a stream boundary);
 3. predict - the detectors of the delay line's last k bytes (k in `orders`) are looked up;
              each one present refines the chain p_k = e p_(k-1) + (1 - e) w_k from the
@@ -128,9 +128,6 @@ def learn_pending(tables, reading, params, y, teacher, learn):
     reading.gate[0] = min(max(gate, -params.gate_clip), params.gate_clip)
     if not learn:
         return
-    sig = tables.signature
-    sig[0] += (advantage - sig[0]) / params.signature_tau
-    sig[1] += (1.0 - sig[1]) / params.signature_tau
     if teacher < N_BYTES:
         mixer_step(
             tables.mixer,

@@ -26,11 +26,10 @@ class MemoryParams(NamedTuple):
     gate_tau: float  # bytes the gate's running advantage averages over
     gate_scale: float  # bits of advantage that open the gate by e (logistic)
     gate_clip: float  # the running advantage stays within +-this (bits)
-    signature_tau: float  # learnt bytes the gate's signature averages over
 
 
 class MemoryTables(NamedTuple):
-    """Detectors (hash table + per-detector arrays), their synapse pool, mixer, signature."""
+    """Detectors (hash table + per-detector arrays), their synapse pool, the mixer."""
 
     table_keys: np.ndarray  # uint64 [C], 0 = empty slot (open addressing, linear probing)
     table_ids: np.ndarray  # int32 [C], detector id of the slot
@@ -43,7 +42,6 @@ class MemoryTables(NamedTuple):
     syn_next: np.ndarray  # int32 [P], next synapse of the same detector (-1: end)
     sizes: np.ndarray  # int64 [2]: detectors, synapses in use
     mixer: np.ndarray  # float64 [sets, K + 1], weights of log p_backbone, log p_1..K
-    signature: np.ndarray  # float64 [2]: running mean of the advantage, its weight
 
 
 class MemoryReading(NamedTuple):
@@ -86,7 +84,6 @@ def new_tables(
         np.full(synapses, -1, np.int32),
         np.zeros(2, np.int64),
         mixer,
-        np.zeros(2, np.float64),
     )
 
 
@@ -142,7 +139,6 @@ def grown(tables: MemoryTables, detectors: int, synapses: int) -> MemoryTables:
         extend(tables.syn_next, new_s, n_syn, -1),
         tables.sizes,
         tables.mixer,
-        tables.signature,
     )
 
 

@@ -18,11 +18,12 @@ not a site's spikes, and rewrites the backbone's prediction:
   delta rule whose third factor is the arriving byte's teaching signal.
 - **Gate**: g = sigmoid(A / gate_scale) mixes the memory's prediction q with the
   backbone's, p = (1 - g) p_0 + g q, where A is the running advantage (bits) of q over p_0
-  on the text being read over the last ~gate_tau bytes. A belongs to the text (like the
-  backbone's recurrent state): each text starts at the signature, the advantage averaged
-  over the last ~signature_tau learnt bytes (learnt state), so the memory speaks at once in
-  text like the text it learnt from and falls silent within tens of bytes in text where it
-  does not help (what `plastic bench adapt` measures as forgetting).
+  on the text being read over the last ~gate_tau bytes, kept within +-gate_clip. A
+  belongs to the text (like the backbone's recurrent state): each new text starts closed
+  (A = -gate_clip), so the memory earns its say on every text. Where it knows the text,
+  its advantage is bits per byte and the gate opens within a few bytes; where it does not
+  help, it stays quiet (what `plastic bench adapt` measures as forgetting, and the chat's
+  control sentences).
 
 Learning happens on observed text only (the user's turns, a stream); the model's replies
 are kept as the eligibility that `/good` and `/bad` credit. The fused kernel
@@ -70,7 +71,6 @@ class MemoryConfig:
     gate_tau: float = 50.0
     gate_scale: float = 0.05
     gate_clip: float = 0.2
-    signature_tau: float = 2000.0
     initial_detectors: int = 4096
     initial_synapses: int = 8192
 
@@ -94,7 +94,7 @@ class MemoryConfig:
         _require_int("initial_detectors", self.initial_detectors, 16, 1 << 30)
         _require_int("initial_synapses", self.initial_synapses, 16, 1 << 30)
         delta_mixer.Params(rate=float(self.mixer_rate), init_top=float(self.init_top))
-        for name in ("gate_tau", "signature_tau"):
+        for name in ("gate_tau",):
             value = getattr(self, name)
             if not (_number(value) and value >= 1):
                 raise ConfigError(f"{name} must be >= 1 byte, got {value!r}")
@@ -220,7 +220,6 @@ class MemorySynapses:
         out.update({name: getattr(t, name)[:n_syn].copy() for name in SYNAPSE_ARRAYS})
         out["sizes"] = t.sizes.copy()
         out["mixer"] = t.mixer.copy()
-        out["signature"] = t.signature.copy()
         for key, value in detector_stdp.state_to_dict(self.eligibility).items():
             out[f"eligibility.{key}"] = value
         return out
@@ -298,7 +297,6 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
             raise RuleError("negative sizes")
         arrays = {name: np.asarray(state[name]) for name in (*DETECTOR_ARRAYS, *SYNAPSE_ARRAYS)}
         mixer = np.asarray(state["mixer"])
-        signature = np.asarray(state["signature"])
     except KeyError as exc:
         raise RuleError(f"missing memory array {exc}") from None
     template = memory.fresh_tables()
@@ -311,16 +309,14 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
             )
     if mixer.shape != template.mixer.shape or mixer.dtype != np.float64:
         raise RuleError(f"mixer has shape {mixer.shape}, this memory needs {template.mixer.shape}")
-    if signature.shape != (2,) or signature.dtype != np.float64:
-        raise RuleError("signature must be 2 float64 values")
     weights = arrays["syn_weight"]
-    finite = [weights, arrays["det_trace"], mixer, signature]
+    finite = [weights, arrays["det_trace"], mixer]
     if not all(np.all(np.isfinite(a)) for a in finite):
         raise RuleError("NaN or infinite values in the memory's state")
     if np.any((weights < 0) | (weights > 1)):
         raise RuleError("synapse weights outside [0, 1]")
-    if np.any(arrays["det_trace"] < 0) or not 0.0 <= signature[1] <= 1.0:
-        raise RuleError("negative activity traces or a signature weight outside [0, 1]")
+    if np.any(arrays["det_trace"] < 0):
+        raise RuleError("negative activity traces")
     for links, count in ((arrays["det_head"], n_syn), (arrays["syn_next"], n_syn)):
         if np.any((links < -1) | (links >= count)):
             raise RuleError("synapse links point outside the pool")
@@ -334,7 +330,6 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
     tables.table_ids[...] = ids
     tables.sizes[...] = sizes
     tables.mixer[...] = mixer
-    tables.signature[...] = signature
     return tables
 
 
@@ -364,7 +359,6 @@ class MemoryLayer:
             float(s.gate_tau),
             float(s.gate_scale),
             float(s.gate_clip),
-            float(s.signature_tau),
         )
         self.synapses = MemorySynapses(self)
         self.live = self.new_reading()
@@ -386,7 +380,7 @@ class MemoryLayer:
         return state._replace(orders=self.params.orders.copy())
 
     def new_reading(self) -> MemoryReading:
-        """A reading at the start of a text: the gate starts at the learnt signature."""
+        """A reading at the start of a text (the gate closed: see the module docstring)."""
         reading = new_reading(self.params)
         self.restart(reading)
         return reading
@@ -394,9 +388,7 @@ class MemoryLayer:
     def restart(self, reading: MemoryReading) -> None:
         reading.history[:] = 0
         reading.meta[:] = 0
-        signature = self.synapses.tables.signature
-        start = signature[0] / signature[1] if signature[1] > 0 else 0.0
-        reading.gate[0] = min(max(start, -self.params.gate_clip), self.params.gate_clip)
+        reading.gate[0] = -self.params.gate_clip
 
     @property
     def tables(self) -> MemoryTables:

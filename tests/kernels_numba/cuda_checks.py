@@ -115,7 +115,7 @@ def test_memory_detector_step_matches_the_cpu() -> None:
     from plastic.kernels_numba.cuda_memory import detectors_step_cuda
     from plastic.kernels_numba.memory_layout import MemoryParams, new_reading, new_tables
 
-    params = MemoryParams(np.array([1, 2, 3], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2, 50.0)
+    params = MemoryParams(np.array([1, 2, 3], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2)
     text = np.frombuffer(b"abracadabra, abracadabra! cadabra", np.uint8).astype(np.int64)
     cpu = new_tables(params, 256, 512, 0.8)
     read_chunk(

@@ -16,7 +16,7 @@ from plastic.kernels_numba.memory_layout import (
     new_tables,
 )
 
-PARAMS = MemoryParams(np.array([1, 2, 4], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2, 50.0)
+PARAMS = MemoryParams(np.array([1, 2, 4], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2)
 TEXT = b"the cat sat on the mat. the cat ate the rat. " * 6 + b"a bat sat."
 BOS = 256
 
@@ -30,7 +30,6 @@ class ReferenceMemory:
         self.detectors: dict[tuple[int, ...], tuple[np.float32, dict[int, np.float32]]] = {}
         self.mixer = np.zeros((mixer_sets(params), k + 1))
         self.mixer[:, 0], self.mixer[:, k] = 1 - init_top, init_top
-        self.signature = [0.0, 0.0]
         self.history: list[int] = []
         self.gate = 0.0
         self.pending = None
@@ -43,8 +42,6 @@ class ReferenceMemory:
         self.pending = None
         adv = math.log2(q[y]) - math.log2(pb[y])
         self.gate = min(max(self.gate + (adv - self.gate) / self.p.gate_tau, -0.2), 0.2)
-        self.signature[0] += (adv - self.signature[0]) / self.p.signature_tau
-        self.signature[1] += (1 - self.signature[1]) / self.p.signature_tau
         self.mixer[bucket] += self.p.mixer_rate * (logs[:, y] - expect)
         for context in contexts:
             trace, synapses = self.detectors.get(context, (np.float32(0), {}))

@@ -9,7 +9,7 @@ from plastic.kernels_numba.memory_layout import MemoryParams, new_tables
 from plastic.rules import get_rule
 from plastic.rules.protocol import protocol_problems
 
-PARAMS = MemoryParams(np.array([1], np.int64), 2.0, 0.95, 0.01, 1, 10.0, 0.05, 0.2, 50.0)
+PARAMS = MemoryParams(np.array([1], np.int64), 2.0, 0.95, 0.01, 1, 10.0, 0.05, 0.2)
 
 
 def synapses_of(tables, key) -> dict[int, float]:
