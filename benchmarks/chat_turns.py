@@ -6,7 +6,7 @@ turns, `max_new_tokens` new tokens a reply, fixed sampler seed) through the very
 `plastic chat` runs (`ChatSession` with a silent JSON renderer), two ways:
 
 - "chat":  `plastic chat` (the bare backbone);
-- "learn": `plastic chat --learn` (a fresh readout adapter, the chat's defaults, learning).
+- "learn": `plastic chat --learn` (a fresh adapter, the chat's defaults, learning).
 
 The two are interleaved `repeats` times (rotated, so that load drifts hit both alike)
 after one warm-up run of each (kernels load, the drift probe's backbone pass is cached);
@@ -54,7 +54,7 @@ class TurnBenchConfig:
     max_new_tokens: int = 20
     repeats: int = 3
     seed: int = 0
-    rule: str = "rstdp"
+    rule: str = "detector_stdp"  # the chat's default adapter, the context memory
     sampling: Sampling = Sampling(temperature=0.8, top_k=40)
 
 

@@ -44,8 +44,11 @@ def bench_chat_cmd(
         ),
     ] = False,
     rule: Annotated[
-        str, typer.Option("--rule", help="With --learn: the adapter's learning rule.")
-    ] = "rstdp",
+        str,
+        typer.Option(
+            "--rule", help="With --learn: the new adapter's rule, as `chat --learn --rule`."
+        ),
+    ] = "detector_stdp",
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON result to this file.")
     ] = None,
@@ -143,7 +146,7 @@ def _bench_learn(
     from plastic_benchmarks.chat_turns import TurnBenchConfig, run_turn_bench
     from rich.console import Console
 
-    from plastic.plasticity.config import AdapterConfig
+    from plastic.plasticity.chat_learning import adapter_config
 
     turn_cfg = TurnBenchConfig(repeats=max(1, min(repeats, 5)), seed=seed, rule=rule)
     err.print(
@@ -154,7 +157,7 @@ def _bench_learn(
     with err.status("timing whole turns (the first runs load the kernels)"):
         turns = run_turn_bench(lm, turn_cfg)
     cfg = LearnBenchConfig(
-        tokens=tokens, repeats=repeats, seed=seed, adapter=AdapterConfig(rule=rule)
+        tokens=tokens, repeats=repeats, seed=seed, adapter=adapter_config(rule, None)
     )
     err.print(f"tokens/s: {tokens} tokens x {repeats}")
     with err.status("timing tokens/s"):

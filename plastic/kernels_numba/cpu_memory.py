@@ -38,6 +38,7 @@ from plastic.kernels_numba.memory_math import (
 )
 
 LOG_FLOOR = 1e-12  # probabilities below this count as this in the mixer's inputs
+LOG_FLOOR_LN = math.log(LOG_FLOOR)
 EMPTY = uint64(0)
 
 
@@ -179,9 +180,10 @@ def predict(tables, reading, params, row, p_full):
         byte_mass += p_full[b]
     pb = reading.pending_backbone
     logs = reading.pending_logs
+    log_norm = top + math.log(total) + math.log(byte_mass)  # log pb = row - log_norm
     for b in range(N_BYTES):
         pb[b] = p_full[b] / byte_mass
-        logs[0, b] = math.log(max(pb[b], LOG_FLOOR))
+        logs[0, b] = max(row[b] - log_norm, LOG_FLOOR_LN)
     # the chain from the backbone up through the detectors present
     orders = params.orders
     k_max = orders.shape[0]
@@ -206,14 +208,17 @@ def predict(tables, reading, params, row, p_full):
         reading.pending_keys[j] = key
         if d >= 0 and tables.det_trace[d] > 0:
             e = escape_weight(tables.det_fanout[d], tables.det_trace[d], params.prior)
+            # log(e * p) = log e + log p: a real log only for the bytes the detector reaches
+            log_e = math.log(e) if e > 0.0 else -1e300
             for b in range(N_BYTES):
                 chain[b] *= e
+                logs[j + 1, b] = max(logs[j, b] + log_e, LOG_FLOOR_LN)
             p = tables.det_head[d]
             while p >= 0:
-                chain[tables.syn_post[p]] += (1.0 - e) * tables.syn_weight[p]
-                p = tables.syn_next[p]
-            for b in range(N_BYTES):
+                b = tables.syn_post[p]
+                chain[b] += (1.0 - e) * tables.syn_weight[p]
                 logs[j + 1, b] = math.log(max(chain[b], LOG_FLOOR))
+                p = tables.syn_next[p]
             longest = j
             confidence = 1.0 - e
         else:
@@ -223,24 +228,27 @@ def predict(tables, reading, params, row, p_full):
     bucket = (longest + 1) * buckets + min(int(confidence * buckets), buckets - 1)
     weights = tables.mixer[bucket]
     q = chain
+    for b in range(N_BYTES):  # loops run along rows of `logs` (contiguous, vectorised)
+        q[b] = weights[0] * logs[0, b]
+    for i in range(1, k_max + 1):
+        w = weights[i]
+        for b in range(N_BYTES):
+            q[b] += w * logs[i, b]
     top = -1e300
     for b in range(N_BYTES):
-        z = 0.0
-        for i in range(k_max + 1):
-            z += weights[i] * logs[i, b]
-        q[b] = z
-        top = max(top, z)
+        top = max(top, q[b])
     total = 0.0
     for b in range(N_BYTES):
         q[b] = math.exp(q[b] - top)
         total += q[b]
-    expect = reading.pending_expect
-    for i in range(k_max + 1):
-        expect[i] = 0.0
     for b in range(N_BYTES):
         q[b] /= total
-        for i in range(k_max + 1):
-            expect[i] += q[b] * logs[i, b]
+    expect = reading.pending_expect
+    for i in range(k_max + 1):
+        acc = 0.0
+        for b in range(N_BYTES):
+            acc += q[b] * logs[i, b]
+        expect[i] = acc
     g = 1.0 / (1.0 + math.exp(-reading.gate[0] / params.gate_scale))
     for b in range(N_BYTES):
         p = (1.0 - g) * pb[b] + g * q[b]

@@ -462,6 +462,26 @@ class MemoryLayer:
                     2 * int(self.tables.sizes[1]) + k * rest,
                 )
 
+    def score_rows(
+        self, logits: np.ndarray, tokens: np.ndarray, counts: Any, bits: Any = None
+    ) -> None:
+        """Read a whole text that is only scored (nothing learns, the conversation is
+        untouched) in one kernel call: its rows of `logits` [N, V] are rewritten in place,
+        or, given `bits` (a `BitsRequest`), left alone and `bits.out` gets each position's
+        bits of its target. `counts` (site spike counts) is not needed by the memory."""
+        from plastic.kernels_numba.cpu_memory import read_chunk
+
+        rows = logits if bits is None else logits.copy()
+        ids = np.asarray(tokens, np.int64)
+        reading = self.new_reading()
+        done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False)
+        assert done == len(ids)  # reading without learning never grows the tables
+        if bits is not None:
+            z = rows.astype(np.float64)
+            z -= z.max(axis=1, keepdims=True)
+            picked = z[np.arange(len(ids)), bits.targets]
+            bits.out[:] = (np.log(np.exp(z).sum(axis=1)) - picked) / math.log(2.0)
+
     def _keep_reply(self, tokens: np.ndarray) -> None:
         elig = self.synapses.eligibility
         reply = tokens[tokens < 256].astype(np.uint8)

@@ -164,3 +164,15 @@ def test_the_memory_kind_takes_only_its_rule_and_feedback() -> None:
         AdapterConfig(kind="memory", rule="rstdp")
     with pytest.raises(ConfigError):
         replace(memory_adapter_config(), reward=("surprise",))
+
+
+def test_scoring_in_one_call_equals_scoring_position_by_position() -> None:
+    """The drift guard's fast path (`score_rows`) gives what `score` gives."""
+    from plastic.plasticity.prequential import ScoringPass, backbone_pass, scored_bits
+
+    model = memory_model()
+    read(model, (FACT + "\n\n").encode() * 3)
+    text = (FACT + " " + CONTROL).encode()
+    prepared = ScoringPass.of(backbone_pass(model.base_model, text))
+    fast = scored_bits(model, prepared)
+    assert abs(fast.mean() - model.score(text)) < 1e-5
