@@ -160,16 +160,23 @@ def shift_history(reading, token):
 
 
 @njit(cache=True)
+def exp_shifted(source, out, n):
+    """out[:n] = exp(source[:n] - max); returns (max, sum of out[:n]). `out` may be `source`."""
+    top = -1e300
+    for b in range(n):
+        top = max(top, source[b])
+    total = 0.0
+    for b in range(n):
+        out[b] = math.exp(source[b] - top)
+        total += out[b]
+    return top, total
+
+
+@njit(cache=True)
 def predict(tables, reading, params, row, p_full):
     """Step 3 for one logits row [V] (overwritten); `p_full` [V] is scratch."""
     v = row.shape[0]
-    top = -1e30
-    for b in range(v):
-        top = max(top, row[b])
-    total = 0.0
-    for b in range(v):
-        p_full[b] = math.exp(row[b] - top)
-        total += p_full[b]
+    top, total = exp_shifted(row, p_full, v)
     special = 0.0
     for b in range(N_BYTES, v):
         p_full[b] /= total
@@ -234,13 +241,7 @@ def predict(tables, reading, params, row, p_full):
         w = weights[i]
         for b in range(N_BYTES):
             q[b] += w * logs[i, b]
-    top = -1e300
-    for b in range(N_BYTES):
-        top = max(top, q[b])
-    total = 0.0
-    for b in range(N_BYTES):
-        q[b] = math.exp(q[b] - top)
-        total += q[b]
+    total = exp_shifted(q, q, N_BYTES)[1]
     for b in range(N_BYTES):
         q[b] /= total
     expect = reading.pending_expect

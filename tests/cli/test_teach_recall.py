@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from plastic.cli.app import app
 from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
+from tests.cli.test_errors import assert_one_line_error, run_main
 
 FACTS = [
     ("The capital of Zorbania is", "Quillnip"),
@@ -39,3 +40,21 @@ def test_taught_facts_are_recalled_and_none_overwrites_another(tmp_path: Path) -
     frozen = completions(tmp_path)
     for (_, answer), text in zip(FACTS, frozen, strict=True):
         assert answer not in text
+
+
+def test_recording_the_memory_is_refused_in_one_line_and_record_alone_records(
+    tmp_path: Path, small_model_dir: Path, capsys
+) -> None:
+    """Traces do not cover the memory yet: `--learn --rule detector_stdp --record` says so in
+    one line (exit 1); `--record` alone attaches the readout adapter and records."""
+    script = tmp_path / "s.txt"
+    script.write_text("hello there\n")
+    base = ["chat", "--model", str(small_model_dir), "--script", str(script), "--json"]
+    store = tmp_path / "t.zarr"
+    code, err = run_main(
+        [*base, "--learn", "--rule", "detector_stdp", "--record", str(store)], capsys
+    )
+    assert_one_line_error(code, err, "(memory) is not recorded yet")
+    recorded = CliRunner().invoke(app, [*base, "--learn", "--record", str(store)])
+    assert recorded.exit_code == 0, recorded.output
+    assert (store / "zarr.json").is_file()

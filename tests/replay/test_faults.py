@@ -140,16 +140,7 @@ def test_concurrent_recording_is_refused_and_sigkill_releases_the_lock(store, pr
     before = TraceReader(store).n_tokens
     holder = lock_holder(store)
     try:
-        argv = [
-            "chat",
-            "--model",
-            str(pristine[1]),
-            "--learn",
-            "--rule",
-            "rstdp",
-            "--record",
-            str(store),
-        ]
+        argv = record_argv(pristine[1], store)
         code, err = run_main([*argv, "--prompt", FACT, "--max-new-tokens", "4"], capsys)
         assert_one_line_error(code, err, f"pid {holder.pid}", "one writer")
         assert TraceReader(store).n_tokens == before  # nothing written, store still readable
@@ -363,17 +354,13 @@ def test_plot_paths_are_checked_first(store, tmp_path: Path, capsys, name, needl
     assert target.parent.exists() == (target.parent == tmp_path)  # no directory created
 
 
+def record_argv(model_dir: Path, store: Path) -> list[str]:
+    """`plastic chat` learning with the readout adapter (traces cover it) into `store`."""
+    return ["chat", "--model", str(model_dir), "--learn", "--rule", "rstdp", "--record", str(store)]
+
+
 def test_recording_into_a_damaged_store_is_refused(store, pristine, capsys) -> None:
     damage(chunk_of(store, "turns/kind"), "delete")
-    argv = [
-        "chat",
-        "--model",
-        str(pristine[1]),
-        "--learn",
-        "--rule",
-        "rstdp",
-        "--record",
-        str(store),
-    ]
+    argv = record_argv(pristine[1], store)
     code, err = run_main([*argv, "--prompt", FACT, "--max-new-tokens", "4"], capsys)
     assert_one_line_error(code, err, "trace damaged at turns/kind", "record into a new store")
