@@ -12,7 +12,8 @@ from rich.table import Table
 
 from plastic.cli.app import app
 
-KIND_COLUMNS = ("readout", "residual")  # adapter kinds whose defaults `rules` shows
+# adapter kinds whose defaults `rules` shows, with their column titles
+KIND_COLUMNS = {"memory": "chat (memory)", "readout": "readout adapter", "residual": "residual"}
 
 
 def adapter_defaults(rule_name: str) -> dict[str, dict[str, Any]]:
@@ -63,16 +64,17 @@ def _rule_table(info: dict[str, Any]) -> Table:
     table = Table(
         title=f"[bold]{info['name']}[/bold]  [dim]({info['origin']})[/dim]",
         caption=f"{info['summary']}\n{reward}; backends: {', '.join(info['backends'])}"
-        f"\npaper: {info['paper']}\n`plastic chat --learn` runs a readout adapter with the "
-        "'chat (readout)' column; change a value with --set rule.NAME=VALUE",
+        f"\npaper: {info['paper']}\n`plastic chat --learn` runs the memory (detector_stdp), "
+        "`--rule NAME` a readout adapter; '-': that kind does not run this rule; change a "
+        "value with --set rule.NAME=VALUE",
         title_justify="left",
         caption_justify="left",
         expand=False,
     )
     table.add_column("parameter", style="cyan", no_wrap=True)
     table.add_column("rule default", justify="right")
-    table.add_column("chat (readout)", justify="right")
-    table.add_column("residual adapter", justify="right")
+    for title in KIND_COLUMNS.values():
+        table.add_column(title, justify="right")
     table.add_column("unit", style="dim")
     table.add_column("meaning")
     for spec in info["params"]:
@@ -83,7 +85,10 @@ def _rule_table(info: dict[str, Any]) -> Table:
         table.add_row(
             spec["name"],
             repr(spec["default"]),
-            *(_used(used.get(kind, spec["default"]), spec["default"]) for kind in KIND_COLUMNS),
+            *(
+                _used(used[kind], spec["default"]) if kind in used else "-"
+                for kind in KIND_COLUMNS
+            ),
             spec["unit"],
             meaning,
         )
