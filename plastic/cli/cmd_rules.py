@@ -85,10 +85,7 @@ def _rule_table(info: dict[str, Any]) -> Table:
         table.add_row(
             spec["name"],
             repr(spec["default"]),
-            *(
-                _used(used[kind], spec["default"]) if kind in used else "-"
-                for kind in KIND_COLUMNS
-            ),
+            *(_used(used[kind], spec["default"]) if kind in used else "-" for kind in KIND_COLUMNS),
             spec["unit"],
             meaning,
         )
