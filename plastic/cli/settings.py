@@ -36,8 +36,11 @@ def split_chat_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(rule parameters, adapter fields) of `--set rule.KEY=V` / `--set adapter.KEY=V`;
     an unknown adapter field is a one-line ConfigError naming the known ones."""
     from plastic.plasticity.config import AdapterConfig
+    from plastic.plasticity.memory import MemoryConfig
 
+    # the shared fields and the memory's own (a memory adapter takes those as kind_params)
     fields = {f.name for f in dataclasses.fields(AdapterConfig)}
+    fields |= {f.name for f in dataclasses.fields(MemoryConfig)}
     rule: dict[str, Any] = {}
     adapter: dict[str, Any] = {}
     for key, value in parse_sets(items).items():

@@ -88,6 +88,29 @@ _KIND_DEFAULTS = {
 }
 
 
+# Fields of AdapterConfig that only one kind reads (the others ignore them).
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "readout": (
+        "sharpness",
+        "recall_threshold",
+        "memory_tau",
+        "gate_power",
+        "cache_mix",
+        "cache_mix_gated",
+        "confidence_power",
+        "mix_doubt_power",
+        "mix_purity_power",
+        "context_tau",
+        "context_signature_tau",
+        "context_tolerance",
+        "sampled_posts",
+    ),
+    "residual": ("size", "beta", "threshold", "init_std"),
+}
+# Shared fields the memory does not read (it runs its own kernels and adds no scaled output).
+_MEMORY_IGNORES = ("backend", "scale")
+
+
 def default_rule_params(kind: str, rule: str) -> dict[str, Any]:
     """The rule parameters an adapter of `kind` uses unless its config overrides them."""
     if kind == "memory":
@@ -238,6 +261,26 @@ class AdapterConfig:
     def effective_rule_params(self) -> dict[str, Any]:
         """The kind's defaults for this rule, overridden by `rule_params`."""
         return {**default_rule_params(self.kind, self.rule), **self.rule_params}
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings this adapter runs with: the shared fields and its kind's own (for
+        the memory, its `kind_params` with every default filled in), not the other kinds'."""
+        data = self.to_dict()
+        for name in ("rule_params", "kind_params"):
+            data.pop(name)
+        for kind, names in _KIND_FIELDS.items():
+            if kind != self.kind:
+                for name in names:
+                    data.pop(name, None)
+        if self.kind == "memory":
+            from plastic.plasticity.memory import MemoryConfig  # memory imports this module
+
+            for name in _MEMORY_IGNORES:
+                data.pop(name)
+            data.update(MemoryConfig.from_dict(self.kind_params).to_dict())
+        else:
+            data["scale"] = self.effective_scale
+        return data
 
     # -- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -419,7 +419,7 @@ class LearningEngine:
                         else None
                     ),
                     "weight_norm": float(np.linalg.norm(syn.weights)),
-                    "weight_range": [float(syn.weights.min()), float(syn.weights.max())],
+                    "weight_range": _range(getattr(syn, "bounded_weights", syn.weights)),
                     "bounds": [syn.w_min, syn.w_max],
                     "eligibility_norm": syn.eligibility_norm(),
                     "rule_baseline": syn.rule_baseline(),
@@ -427,9 +427,7 @@ class LearningEngine:
                 }
                 sites[site] = entry
             first = next(iter(adapter.layers.values()), None)
-            settings = adapter.config.to_dict()
-            settings.pop("rule_params", None)
-            settings["scale"] = adapter.config.effective_scale
+            settings = adapter.config.effective_settings()
             settings["target_sites"] = list(adapter.layers)
             adapters[name] = {
                 "kind": adapter.config.kind,
@@ -565,6 +563,13 @@ class LearningEngine:
             for adapter in self.model.active_adapters()
             for layer in adapter.layers.values()
         )
+
+
+def _range(weights: np.ndarray) -> list[float | None]:
+    """[min, max] of the weights ([None, None] when there are none yet)."""
+    if weights.size == 0:
+        return [None, None]
+    return [float(weights.min()), float(weights.max())]
 
 
 def _merge_cap_events(events: list[GuardEvent]) -> list[GuardEvent]:

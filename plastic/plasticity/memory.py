@@ -159,6 +159,11 @@ class MemorySynapses:
         return self.memory.fresh_tables().mixer.ravel().copy()
 
     @property
+    def bounded_weights(self) -> np.ndarray:
+        """The detectors' synapse weights (in [0, 1]; the mixer's are unbounded)."""
+        return self.tables.syn_weight[: int(self.tables.sizes[1])]
+
+    @property
     def weights(self) -> np.ndarray:
         n_syn = int(self.tables.sizes[1])
         return np.concatenate(

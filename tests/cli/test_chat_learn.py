@@ -195,9 +195,20 @@ def test_set_changes_the_adapter_and_stats_shows_the_values_in_use(
     params = {p["name"]: p for p in json.loads(shown.stdout)[0]["params"]}
     for name, value in used.items():  # `plastic rules` shows what the chat runs
         assert params[name]["adapter_defaults"]["readout"] == value, name
-    memory = run_script(tmp_path, small_model_dir, ["/stats"], "--learn", "--set", "decay=0.9")
-    used = memory[0]["learning"]["adapters"]["default"]["rule_params"]
-    assert used["decay"] == 0.9 and used["prior"] == 2.0  # the memory's rule: detector_stdp
+    memory = run_script(
+        tmp_path,
+        small_model_dir,
+        ["/stats"],
+        "--learn",
+        "--set",
+        "decay=0.9",
+        "--set",
+        "adapter.gate_tau=20",
+    )
+    adapter = memory[0]["learning"]["adapters"]["default"]
+    assert adapter["rule_params"]["decay"] == 0.9 and adapter["rule_params"]["prior"] == 2.0
+    assert adapter["settings"]["gate_tau"] == 20 and adapter["settings"]["gate_clip"] == 0.2
+    assert "cache_mix" not in adapter["settings"]  # the readout's settings are not the memory's
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,15 @@ class LearningCommands:
 
 
 _NOT_SHOWN = ("kind", "rule", "reward")  # on the adapter's own line already
+_SITE_FIGURES = (  # shown by name on a site's line; any other figure follows as "name value"
+    "weight_change_last_turn",
+    "weight_change_since_attach",
+    "weight_norm",
+    "weight_range",
+    "bounds",
+    "eligibility_norm",
+    "rule_baseline",
+)
 
 
 def _value(value: Any) -> str:
@@ -154,12 +163,17 @@ def format_learning_stats(stats: dict[str, Any]) -> list[str]:
         lines.append("  settings: " + ", ".join(f"{k} {_value(v)}" for k, v in shown.items()))
         for site, fig in adapter["sites"].items():
             low, high = fig["weight_range"]
+            extra = "".join(
+                f" · {key.replace('_', ' ')} {_num(value)}"
+                for key, value in fig.items()
+                if key not in _SITE_FIGURES
+            )
             lines.append(
                 f"  {site}: Δw last turn {_num(fig['weight_change_last_turn'])} · "
                 f"Δw since attach {_num(fig['weight_change_since_attach'])} · "
-                f"|w| {_num(fig['weight_norm'])}, w in [{low:.3g}, {high:.3g}] "
+                f"|w| {_num(fig['weight_norm'])}, w in [{_num(low)}, {_num(high)}] "
                 f"(bounds {fig['bounds'][0]:g}..{fig['bounds'][1]:g}) · "
                 f"eligibility {_num(fig['eligibility_norm'])} · "
-                f"rule baseline {_num(fig['rule_baseline'])}"
+                f"rule baseline {_num(fig['rule_baseline'])}{extra}"
             )
     return lines
