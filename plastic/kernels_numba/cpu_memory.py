@@ -63,11 +63,11 @@ def fill_table(keys, ids, det_key, n_det):
 
 @njit(cache=True)
 def detector_of(tables, key, create):
-    """The detector id of `key`; -1 if absent and not `create`d."""
+    """The detector id of `key`; -1 if absent and not `create`d (or the tables are full)."""
     slot = find_slot(tables.table_keys, key)
     if tables.table_keys[slot] == key:
         return tables.table_ids[slot]
-    if not create:
+    if not create or tables.sizes[0] >= tables.det_key.shape[0]:
         return -1
     d = tables.sizes[0]
     tables.sizes[0] = d + 1
@@ -81,7 +81,7 @@ def detector_of(tables, key, create):
 def detector_step(tables, d, target, decay, modulation):
     """Soft-bounded STDP of detector d's synapses toward byte `target`, at the metaplastic
     rate times `modulation` (1 for observed text; a reward's sign and size for feedback).
-    A missing synapse to `target` grows on potentiation."""
+    A missing synapse to `target` grows on potentiation (while the pool has room)."""
     rate, trace = metaplastic_rate(tables.det_trace[d], decay)
     rate *= modulation
     if rate < 0.0:  # depression only: step away from target, never below 0
@@ -95,7 +95,7 @@ def detector_step(tables, d, target, decay, modulation):
     found = step_synapse_list(
         tables.det_head[d], target, rate, tables.syn_post, tables.syn_weight, tables.syn_next
     )
-    if not found:
+    if not found and tables.sizes[1] < tables.syn_post.shape[0]:
         p = tables.sizes[1]
         tables.sizes[1] = p + 1
         tables.syn_post[p] = target
@@ -143,7 +143,8 @@ def learn_pending(tables, reading, params, y, teacher, learn):
         if key == EMPTY:
             break
         d = detector_of(tables, key, True)
-        detector_step(tables, d, y, params.decay, 1.0)
+        if d >= 0:
+            detector_step(tables, d, y, params.decay, 1.0)
 
 
 @njit(cache=True)
@@ -261,19 +262,24 @@ def predict(tables, reading, params, row, p_full):
 
 
 @njit(cache=True)
-def read_chunk(tables, reading, params, ids, teachers, logits, learn):
+def read_chunk(tables, reading, params, ids, teachers, logits, learn, grow):
     """Steps 1-3 for every position of `ids` [S] / `logits` [S, V] (rows overwritten);
     `teachers` [S]: the mixer's teaching byte at each position (normally `ids`).
 
-    Returns the number of positions done: less than S when the tables could overflow at
-    the next one (grow them and call again with the rest).
+    Returns the number of positions done: with `grow`, less than S when the tables could
+    overflow at the next one (grow them and call again with the rest); without, the tables
+    are at their size limit: no detector or synapse is added, the existing ones learn on.
     """
     k_max = params.orders.shape[0]
     p_full = np.empty(logits.shape[1], np.float64)
     for s in range(ids.shape[0]):
-        if learn and (
-            tables.sizes[0] + k_max > tables.det_key.shape[0]
-            or tables.sizes[1] + k_max > tables.syn_post.shape[0]
+        if (
+            learn
+            and grow
+            and (
+                tables.sizes[0] + k_max > tables.det_key.shape[0]
+                or tables.sizes[1] + k_max > tables.syn_post.shape[0]
+            )
         ):
             return s
         learn_pending(tables, reading, params, ids[s], teachers[s], learn)

@@ -41,6 +41,7 @@ import numpy as np
 
 from plastic.errors import ConfigError, RuleError
 from plastic.kernels_numba.memory_layout import (
+    GROWTH,
     MemoryParams,
     MemoryReading,
     MemoryTables,
@@ -73,6 +74,7 @@ class MemoryConfig:
     gate_clip: float = 0.2
     initial_detectors: int = 4096
     initial_synapses: int = 8192
+    max_state_mb: float = 2048.0  # the tables stop growing here; what exists keeps learning
 
     def __post_init__(self) -> None:
         orders = self.orders
@@ -98,6 +100,8 @@ class MemoryConfig:
             value = getattr(self, name)
             if not (_number(value) and value >= 1):
                 raise ConfigError(f"{name} must be >= 1 byte, got {value!r}")
+        if not (_number(self.max_state_mb) and self.max_state_mb >= 1):
+            raise ConfigError(f"max_state_mb must be >= 1 MB, got {self.max_state_mb!r}")
         for name in ("gate_scale", "gate_clip"):
             value = getattr(self, name)
             if not (_number(value) and value > 0):
@@ -444,7 +448,6 @@ class MemoryLayer:
         targets = tokens
         if learn and self.teacher is not None:
             targets = np.asarray(self.teacher(tokens), np.int64)
-        k = len(self.settings.orders)
         start = 0
         while start < len(tokens):
             done = read_chunk(
@@ -455,17 +458,26 @@ class MemoryLayer:
                 targets[start:],
                 logits[start:],
                 learn,
+                not self.full,
             )
             if learn:
                 self.learnt += done
             start += done
             if start < len(tokens):  # room for the rest of the chunk, then go on
-                rest = len(tokens) - start
-                self.synapses.tables = grown(
-                    self.tables,
-                    2 * int(self.tables.sizes[0]) + k * rest,
-                    2 * int(self.tables.sizes[1]) + k * rest,
-                )
+                self._grow(len(tokens) - start)
+
+    @property
+    def full(self) -> bool:
+        """Whether the tables have reached `max_state_mb` (they no longer grow)."""
+        return self.synapses.nbytes() >= self.settings.max_state_mb * 1e6 / GROWTH
+
+    def _grow(self, rest: int) -> None:
+        """Double the tables (room for `rest` more tokens), within `max_state_mb`."""
+        k = len(self.settings.orders)
+        tables = self.tables
+        self.synapses.tables = grown(
+            tables, 2 * int(tables.sizes[0]) + k * rest, 2 * int(tables.sizes[1]) + k * rest
+        )
 
     def score_rows(
         self, logits: np.ndarray, tokens: np.ndarray, counts: Any, bits: Any = None
@@ -479,7 +491,7 @@ class MemoryLayer:
         rows = logits if bits is None else logits.copy()
         ids = np.asarray(tokens, np.int64)
         reading = self.new_reading()
-        done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False)
+        done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False, False)
         assert done == len(ids)  # reading without learning never grows the tables
         if bits is not None:
             z = rows.astype(np.float64)

@@ -119,7 +119,14 @@ def test_memory_detector_step_matches_the_cpu() -> None:
     text = np.frombuffer(b"abracadabra, abracadabra! cadabra", np.uint8).astype(np.int64)
     cpu = new_tables(params, 256, 512, 0.8)
     read_chunk(
-        cpu, new_reading(params), params, text, text, np.zeros((len(text), 260), np.float32), True
+        cpu,
+        new_reading(params),
+        params,
+        text,
+        text,
+        np.zeros((len(text), 260), np.float32),
+        True,
+        True,
     )
     gpu = type(cpu)(*(a.copy() for a in cpu))
     detectors = np.arange(int(cpu.sizes[0]), dtype=np.int64)[::2]

@@ -103,7 +103,7 @@ def _kernel_read(ids, logits, detectors=4096, synapses=4096, chunk=64):
     while start < len(ids):
         stop = min(start + chunk, len(ids))
         done = read_chunk(
-            tables, reading, PARAMS, ids[start:stop], ids[start:stop], out[start:stop], True
+            tables, reading, PARAMS, ids[start:stop], ids[start:stop], out[start:stop], True, True
         )
         start += done
         if start < stop:
@@ -149,5 +149,18 @@ def test_special_tokens_empty_the_delay_line(token: int) -> None:
     tables = new_tables(PARAMS, 64, 64, 0.8)
     reading = new_reading(PARAMS)
     ids = np.array([97, 98, token, 99], np.int64)
-    read_chunk(tables, reading, PARAMS, ids, ids, np.zeros((4, 260), np.float32), True)
+    read_chunk(tables, reading, PARAMS, ids, ids, np.zeros((4, 260), np.float32), True, True)
     assert reading.meta[0] == 1 and reading.history[0] == 99
+
+
+def test_full_tables_stop_growing_and_keep_learning() -> None:
+    """Without `grow`, a reading never stops early: no detector or synapse is added past the
+    tables' size, the existing ones keep learning, and the prediction stays a distribution."""
+    ids, logits = _stream(3)
+    tables = new_tables(PARAMS, 16, 16, 0.8)
+    out = logits.copy()
+    done = read_chunk(tables, new_reading(PARAMS), PARAMS, ids, ids, out, True, False)
+    assert done == len(ids)
+    assert int(tables.sizes[0]) == 16 and int(tables.sizes[1]) == 16
+    assert np.all(np.isfinite(out))
+    assert not np.array_equal(tables.det_trace, np.zeros(16, np.float32))

@@ -176,3 +176,15 @@ def test_scoring_in_one_call_equals_scoring_position_by_position() -> None:
     prepared = ScoringPass.of(backbone_pass(model.base_model, text))
     fast = scored_bits(model, prepared)
     assert abs(fast.mean() - model.score(text)) < 1e-5
+
+
+def test_the_state_stops_growing_at_its_limit() -> None:
+    """`max_state_mb`: past it the tables no longer grow, and the memory still learns."""
+    model = memory_model(max_state_mb=1.0, initial_detectors=16, initial_synapses=16)
+    text = " ".join(f"word{k} is number {k}." for k in range(3000)).encode()
+    read(model, text)
+    layer = layer_of(model)
+    assert layer.full and layer.synapses.nbytes() <= 1e6
+    before = model.score(FACT)
+    read(model, (FACT + "\n\n").encode() * 3)
+    assert model.score(FACT) < before  # existing detectors keep learning
