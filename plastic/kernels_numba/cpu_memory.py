@@ -114,6 +114,23 @@ def mixer_step(mixer, active, logs, expect, target, rate):
 
 
 @njit(cache=True)
+def context_keys(history, known, orders, keys):
+    """keys[j] = the key of the detector of the last orders[j] bytes of the delay line
+    `history` (latest byte first, `known` of them real); EMPTY where fewer are known."""
+    h = uint64(HASH_SEED)
+    depth = 0
+    for j in range(orders.shape[0]):
+        order = orders[j]
+        if order > known:
+            keys[j] = EMPTY
+            continue
+        while depth < order:
+            h = extend_hash(h, history[depth])
+            depth += 1
+        keys[j] = detector_key(h, order)
+
+
+@njit(cache=True)
 def learn_pending(tables, reading, params, y, teacher, learn):
     """Step 1 of the module docstring for the pending prediction and its byte y; the
     mixer's teaching signal is byte `teacher` (y itself but in `bench adapt`'s sham)."""
@@ -178,10 +195,8 @@ def predict(tables, reading, params, row, p_full):
     """Step 3 for one logits row [V] (overwritten); `p_full` [V] is scratch."""
     v = row.shape[0]
     top, total = exp_shifted(row, p_full, v)
-    special = 0.0
     for b in range(N_BYTES, v):
         p_full[b] /= total
-        special += p_full[b]
     byte_mass = 0.0
     for b in range(N_BYTES):
         p_full[b] /= total
@@ -198,22 +213,12 @@ def predict(tables, reading, params, row, p_full):
     chain = reading.pending_mix  # scratch until the mixture is written into it
     for b in range(N_BYTES):
         chain[b] = pb[b]
-    known = reading.meta[0]
-    h = uint64(HASH_SEED)
-    depth = 0
+    keys = reading.pending_keys
+    context_keys(reading.history, reading.meta[0], orders, keys)
     longest = -1
     confidence = 0.0
     for j in range(k_max):
-        order = orders[j]
-        key = EMPTY
-        d = -1
-        if order <= known:
-            while depth < order:
-                h = extend_hash(h, reading.history[depth])
-                depth += 1
-            key = detector_key(h, order)
-            d = detector_of(tables, key, False)
-        reading.pending_keys[j] = key
+        d = detector_of(tables, keys[j], False) if keys[j] != EMPTY else -1
         if d >= 0 and tables.det_trace[d] > 0:
             e = escape_weight(tables.det_fanout[d], tables.det_trace[d], params.prior)
             # log(e * p) = log e + log p: a real log only for the bytes the detector reaches
@@ -295,18 +300,14 @@ def credit_bytes(tables, orders, decay, context, known, data, modulation):
     `modulation` (+: LTP, -: LTD). The tables must have room for len(data) * K more
     detectors and synapses."""
     history = context.copy()
+    keys = np.empty(orders.shape[0], np.uint64)
     for t in range(data.shape[0]):
         y = data[t]
-        h = uint64(HASH_SEED)
-        depth = 0
+        context_keys(history, known, orders, keys)
         for j in range(orders.shape[0]):
-            order = orders[j]
-            if order > known:
+            if keys[j] == EMPTY:
                 break
-            while depth < order:
-                h = extend_hash(h, history[depth])
-                depth += 1
-            d = detector_of(tables, detector_key(h, order), modulation > 0)
+            d = detector_of(tables, keys[j], modulation > 0)
             if d >= 0:
                 detector_step(tables, d, y, decay, modulation)
         for i in range(history.shape[0] - 1, 0, -1):

@@ -63,15 +63,16 @@ def mixer_sets(params: MemoryParams) -> int:
 
 
 def new_tables(
-    params: MemoryParams, detectors: int, synapses: int, init_top: float
+    params: MemoryParams, detectors: int, synapses: int, mixer: np.ndarray
 ) -> MemoryTables:
-    """Empty tables with room for `detectors` and `synapses`; the mixer starts by trusting
-    the longest context's chain `init_top` and the backbone 1 - init_top."""
+    """Empty tables with room for `detectors` and `synapses`, and the mixer's initial
+    weights `mixer` [mixer_sets(params), K + 1] (see `plastic.rules.delta_mixer`)."""
     k = len(params.orders)
+    if mixer.shape != (mixer_sets(params), k + 1):
+        raise ValueError(
+            f"mixer weights of shape {mixer.shape}, the memory needs {(mixer_sets(params), k + 1)}"
+        )
     capacity = _table_capacity(detectors)
-    mixer = np.zeros((mixer_sets(params), k + 1), np.float64)
-    mixer[:, 0] = 1.0 - init_top
-    mixer[:, k] = init_top
     return MemoryTables(
         np.zeros(capacity, np.uint64),
         np.zeros(capacity, np.int32),
@@ -83,7 +84,7 @@ def new_tables(
         np.zeros(synapses, np.float32),
         np.full(synapses, -1, np.int32),
         np.zeros(2, np.int64),
-        mixer,
+        np.array(mixer, np.float64),
     )
 
 

@@ -46,6 +46,7 @@ from plastic.kernels_numba.memory_layout import (
     MemoryReading,
     MemoryTables,
     grown,
+    mixer_sets,
     new_reading,
     new_tables,
     rebuild_table,
@@ -147,12 +148,10 @@ class MemorySynapses:
 
     def __init__(self, memory: MemoryLayer) -> None:
         self.memory = memory
-        self.rule = detector_stdp
         self.params = memory.rule_params
-        self.uses_reward = True
+        self.uses_reward = detector_stdp.uses_reward
         self.tables = memory.fresh_tables()
         self.eligibility = memory.fresh_eligibility()
-        self.observers: list[Any] = []
 
     # -- the weights as the engine sees them ----------------------------------------------
     w_min, w_max = 0.0, 1.0  # synapse bounds (soft: the rule never leaves them); mixer unbounded
@@ -372,8 +371,6 @@ class MemoryLayer:
         self.synapses = MemorySynapses(self)
         self.live = self.new_reading()
         self.scored: dict[int, MemoryReading] = {}
-        self.tokens = 0  # live tokens read
-        self.learnt = 0  # live tokens learnt from
         # the mixer's teaching byte per learnt token, from the tokens (None: the tokens
         # themselves; `plastic bench adapt`'s sham shuffles them)
         self.teacher: Callable[[np.ndarray], np.ndarray] | None = None
@@ -381,8 +378,12 @@ class MemoryLayer:
     # -- construction ------------------------------------------------------------------------
     def fresh_tables(self) -> MemoryTables:
         s = self.settings
-        mixer = delta_mixer.Params(rate=float(s.mixer_rate), init_top=float(s.init_top))
-        return new_tables(self.params, s.initial_detectors, s.initial_synapses, mixer.init_top)
+        mixer = delta_mixer.initial_weights(
+            mixer_sets(self.params),
+            len(s.orders) + 1,
+            delta_mixer.Params(rate=float(s.mixer_rate), init_top=float(s.init_top)),
+        )
+        return new_tables(self.params, s.initial_detectors, s.initial_synapses, mixer)
 
     def fresh_eligibility(self) -> detector_stdp.Eligibility:
         state = detector_stdp.init_state(int(self.params.orders[-1]), 256, self.rule_params)
@@ -434,7 +435,6 @@ class MemoryLayer:
         tokens = np.asarray(ids, np.int64)
         if live:
             reading = self.live
-            self.tokens += len(tokens)
             if generating:
                 self._keep_reply(tokens)
             elif learn:
@@ -460,8 +460,6 @@ class MemoryLayer:
                 learn,
                 not self.full,
             )
-            if learn:
-                self.learnt += done
             start += done
             if start < len(tokens):  # room for the rest of the chunk, then go on
                 self._grow(len(tokens) - start)
@@ -494,10 +492,9 @@ class MemoryLayer:
         done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False, False)
         assert done == len(ids)  # reading without learning never grows the tables
         if bits is not None:
-            z = rows.astype(np.float64)
-            z -= z.max(axis=1, keepdims=True)
-            picked = z[np.arange(len(ids)), bits.targets]
-            bits.out[:] = (np.log(np.exp(z).sum(axis=1)) - picked) / math.log(2.0)
+            from plastic.plasticity.prequential import logits_bits  # it imports the model
+
+            bits.out[:] = logits_bits(rows, bits.targets)
 
     def _keep_reply(self, tokens: np.ndarray) -> None:
         elig = self.synapses.eligibility
@@ -538,4 +535,4 @@ class MemoryLayer:
         }
 
     def reset_counters(self) -> None:
-        self.tokens = self.learnt = 0
+        """The memory's figures are its tables' (`rates`): nothing to reset."""

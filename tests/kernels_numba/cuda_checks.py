@@ -113,11 +113,18 @@ def test_memory_detector_step_matches_the_cpu() -> None:
     """The context memory's learning step: CUDA (one thread per detector) == CPU."""
     from plastic.kernels_numba.cpu_memory import detector_step, read_chunk
     from plastic.kernels_numba.cuda_memory import detectors_step_cuda
-    from plastic.kernels_numba.memory_layout import MemoryParams, new_reading, new_tables
+    from plastic.kernels_numba.memory_layout import (
+        MemoryParams,
+        mixer_sets,
+        new_reading,
+        new_tables,
+    )
+    from plastic.rules import delta_mixer
 
     params = MemoryParams(np.array([1, 2, 3], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2)
     text = np.frombuffer(b"abracadabra, abracadabra! cadabra", np.uint8).astype(np.int64)
-    cpu = new_tables(params, 256, 512, 0.8)
+    mixer = delta_mixer.initial_weights(mixer_sets(params), 4, delta_mixer.Params())
+    cpu = new_tables(params, 256, 512, mixer)
     read_chunk(
         cpu,
         new_reading(params),

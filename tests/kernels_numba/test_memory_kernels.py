@@ -15,10 +15,19 @@ from plastic.kernels_numba.memory_layout import (
     new_reading,
     new_tables,
 )
+from plastic.rules import delta_mixer
 
 PARAMS = MemoryParams(np.array([1, 2, 4], np.int64), 2.0, 0.9, 0.01, 2, 10.0, 0.05, 0.2)
 TEXT = b"the cat sat on the mat. the cat ate the rat. " * 6 + b"a bat sat."
 BOS = 256
+
+
+def tables_of(detectors: int, synapses: int):
+    """Empty tables whose mixer trusts the longest chain 0.8 (delta_mixer's initial weights)."""
+    mixer = delta_mixer.initial_weights(
+        mixer_sets(PARAMS), len(PARAMS.orders) + 1, delta_mixer.Params(init_top=0.8)
+    )
+    return new_tables(PARAMS, detectors, synapses, mixer)
 
 
 class ReferenceMemory:
@@ -96,7 +105,7 @@ def _stream(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kernel_read(ids, logits, detectors=4096, synapses=4096, chunk=64):
-    tables = new_tables(PARAMS, detectors, synapses, 0.8)
+    tables = tables_of(detectors, synapses)
     reading = new_reading(PARAMS)
     out = logits.copy()
     start = 0
@@ -146,7 +155,7 @@ def test_memory_learns_the_repeated_text() -> None:
 
 @pytest.mark.parametrize("token", [BOS, 258])
 def test_special_tokens_empty_the_delay_line(token: int) -> None:
-    tables = new_tables(PARAMS, 64, 64, 0.8)
+    tables = tables_of(64, 64)
     reading = new_reading(PARAMS)
     ids = np.array([97, 98, token, 99], np.int64)
     read_chunk(tables, reading, PARAMS, ids, ids, np.zeros((4, 260), np.float32), True, True)
@@ -157,7 +166,7 @@ def test_full_tables_stop_growing_and_keep_learning() -> None:
     """Without `grow`, a reading never stops early: no detector or synapse is added past the
     tables' size, the existing ones keep learning, and the prediction stays a distribution."""
     ids, logits = _stream(3)
-    tables = new_tables(PARAMS, 16, 16, 0.8)
+    tables = tables_of(16, 16)
     out = logits.copy()
     done = read_chunk(tables, new_reading(PARAMS), PARAMS, ids, ids, out, True, False)
     assert done == len(ids)

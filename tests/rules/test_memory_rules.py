@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from plastic.kernels_numba.cpu_memory import detector_of
-from plastic.kernels_numba.memory_layout import MemoryParams, new_tables
+from plastic.kernels_numba.memory_layout import MemoryParams, mixer_sets, new_tables
 from plastic.rules import get_rule
 from plastic.rules.protocol import protocol_problems
+
+
+def tables_of(detectors: int, synapses: int):
+    mixer = get_rule("delta_mixer").initial_weights(
+        mixer_sets(PARAMS), 2, get_rule("delta_mixer").Params()
+    )
+    return new_tables(PARAMS, detectors, synapses, mixer)
+
 
 PARAMS = MemoryParams(np.array([1], np.int64), 2.0, 0.95, 0.01, 1, 10.0, 0.05, 0.2)
 
@@ -33,7 +41,7 @@ def test_detector_stdp_estimates_what_follows_the_detector() -> None:
     summing to 1, recent bytes weighted more (the rate floor 1 - decay)."""
     rule = get_rule("detector_stdp")
     params = rule.Params(decay=0.95)
-    tables = new_tables(PARAMS, 64, 64, 0.8)
+    tables = tables_of(64, 64)
     state = rule.init_state(1, 256, params)
     key = np.array([12345], np.uint64)
     for _ in range(200):
@@ -50,7 +58,7 @@ def test_detector_stdp_estimates_what_follows_the_detector() -> None:
 def test_detector_stdp_feedback_depresses_the_reply_it_credits() -> None:
     rule = get_rule("detector_stdp")
     params = rule.Params()
-    tables = new_tables(PARAMS, 64, 64, 0.8)
+    tables = tables_of(64, 64)
     state = rule.init_state(1, 256, params)._replace(orders=np.array([1], np.int64))
     context = np.array([7], np.uint8)
     # "7 -> 9" learnt once, then a reply "9" after "7" is punished
