@@ -86,8 +86,10 @@ def test_stream_report(small_model: SpikingLM, tmp_path: Path) -> None:
         "stdp_worse",
         "forgetting",
         "cost_vs_parallel",
+        "state_at_1mb",
         "margins",
     }
+    assert res["targets"]["state_at_1mb"] is None  # a 320-byte stream says nothing of 1 MB
     assert res["targets"]["beats_ppmd"] is None and "ngram_mix" in res["targets"]["margins"]
 
 
