@@ -272,12 +272,13 @@ class MemorySynapses:
         reply = self.eligibility.reply
         if reply.size == 0:
             return
-        k = len(self.memory.settings.orders)
-        self.tables = grown(
-            self.tables,
-            int(self.tables.sizes[0]) + k * reply.size,
-            int(self.tables.sizes[1]) + k * reply.size,
-        )
+        if not self.memory.full:  # room for every byte's detectors and synapses
+            k = len(self.memory.settings.orders)
+            self.tables = grown(
+                self.tables,
+                int(self.tables.sizes[0]) + k * reply.size,
+                int(self.tables.sizes[1]) + k * reply.size,
+            )
         self.tables, self.eligibility = detector_stdp.apply_reward(
             value, self.tables, self.eligibility, self.params
         )
@@ -470,7 +471,7 @@ class MemoryLayer:
         return self.synapses.nbytes() >= self.settings.max_state_mb * 1e6 / GROWTH
 
     def _grow(self, rest: int) -> None:
-        """Double the tables (room for `rest` more tokens), within `max_state_mb`."""
+        """Double the tables (room for `rest` more tokens); only called while not `full`."""
         k = len(self.settings.orders)
         tables = self.tables
         self.synapses.tables = grown(

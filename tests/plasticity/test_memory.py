@@ -188,3 +188,16 @@ def test_the_state_stops_growing_at_its_limit() -> None:
     before = model.score(FACT)
     read(model, (FACT + "\n\n").encode() * 3)
     assert model.score(FACT) < before  # existing detectors keep learning
+
+
+def test_feedback_does_not_grow_a_full_memory() -> None:
+    """/good on a memory at its size limit credits in place: the tables stay as they are."""
+    model = memory_model(max_state_mb=1.0, initial_detectors=16, initial_synapses=16)
+    read(model, " ".join(f"word{k} is number {k}." for k in range(3000)).encode())
+    conv = Conversation(model)
+    chat_turn(model, conv, FACT, reply_tokens=20)
+    layer = layer_of(model)
+    assert layer.full
+    size = layer.synapses.nbytes()
+    model.engine.feedback(+1.0)
+    assert layer.synapses.nbytes() == size
