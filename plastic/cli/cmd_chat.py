@@ -98,7 +98,12 @@ def chat_cmd(
             "needs --prompt, --script or input from a pipe", param_hint="--json"
         )
 
-    from plastic.cli.chat.input import script_lines, stream_lines, terminal_lines
+    from plastic.cli.chat.input import (
+        script_lines,
+        stream_lines,
+        terminal_confirm,
+        terminal_lines,
+    )
 
     lines = script_lines(script) if script is not None else None  # a missing file fails early
     from plastic.cli.settings import split_chat_sets
@@ -160,6 +165,7 @@ def chat_cmd(
             session.run(lines)
         elif interactive:
             _banner(session)
+            session.confirm = terminal_confirm
             session.run(terminal_lines(session.commands.names), interactive=True)
         elif sys.stdin is not None:
             session.run(stream_lines(sys.stdin))

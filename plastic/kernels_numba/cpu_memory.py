@@ -191,8 +191,10 @@ def exp_shifted(source, out, n):
 
 
 @njit(cache=True)
-def predict(tables, reading, params, row, p_full):
-    """Step 3 for one logits row [V] (overwritten); `p_full` [V] is scratch."""
+def backbone_bytes(row, p_full, pb, log_pb):
+    """The backbone's part of step 3 for one logits row [V]: p_full = softmax(row), pb = its
+    distribution renormalised over the 256 bytes, log_pb = log pb (floored); returns the
+    bytes' share of the mass (the rest belongs to special tokens)."""
     v = row.shape[0]
     top, total = exp_shifted(row, p_full, v)
     for b in range(N_BYTES, v):
@@ -201,13 +203,20 @@ def predict(tables, reading, params, row, p_full):
     for b in range(N_BYTES):
         p_full[b] /= total
         byte_mass += p_full[b]
-    pb = reading.pending_backbone
-    logs = reading.pending_logs
     log_norm = top + math.log(total) + math.log(byte_mass)  # log pb = row - log_norm
     for b in range(N_BYTES):
         pb[b] = p_full[b] / byte_mass
-        logs[0, b] = max(row[b] - log_norm, LOG_FLOOR_LN)
-    # the chain from the backbone up through the detectors present
+        log_pb[b] = max(row[b] - log_norm, LOG_FLOOR_LN)
+    return byte_mass
+
+
+@njit(cache=True)
+def mix_detectors(tables, reading, params):
+    """The memory's part of step 3: the chain from the backbone's `pending_backbone` up
+    through the detectors present (their logs into `pending_logs`), mixed by the mixer into
+    `pending_mix` (normalised); returns the mixer set used."""
+    pb = reading.pending_backbone
+    logs = reading.pending_logs
     orders = params.orders
     k_max = orders.shape[0]
     chain = reading.pending_mix  # scratch until the mixture is written into it
@@ -250,20 +259,37 @@ def predict(tables, reading, params, row, p_full):
     total = exp_shifted(q, q, N_BYTES)[1]
     for b in range(N_BYTES):
         q[b] /= total
-    expect = reading.pending_expect
-    for i in range(k_max + 1):
+    reading.meta[1] = 1
+    reading.meta[2] = bucket
+    return bucket
+
+
+@njit(cache=True)
+def gate_open(reading, params):
+    """The gate g in [0, 1]: how much of the prediction the memory's mixture gets."""
+    return 1.0 / (1.0 + math.exp(-reading.gate[0] / params.gate_scale))
+
+
+@njit(cache=True)
+def predict(tables, reading, params, row, p_full):
+    """Step 3 for one logits row [V] (overwritten); `p_full` [V] is scratch."""
+    pb = reading.pending_backbone
+    logs = reading.pending_logs
+    byte_mass = backbone_bytes(row, p_full, pb, logs[0])
+    mix_detectors(tables, reading, params)
+    q = reading.pending_mix
+    expect = reading.pending_expect  # what the mixer's delta rule needs
+    for i in range(params.orders.shape[0] + 1):
         acc = 0.0
         for b in range(N_BYTES):
             acc += q[b] * logs[i, b]
         expect[i] = acc
-    g = 1.0 / (1.0 + math.exp(-reading.gate[0] / params.gate_scale))
+    g = gate_open(reading, params)
     for b in range(N_BYTES):
         p = (1.0 - g) * pb[b] + g * q[b]
         row[b] = math.log(max(p * byte_mass, 1e-30))
-    for b in range(N_BYTES, v):
+    for b in range(N_BYTES, row.shape[0]):
         row[b] = math.log(max(p_full[b], 1e-30))
-    reading.meta[1] = 1
-    reading.meta[2] = bucket
 
 
 @njit(cache=True)
@@ -314,3 +340,41 @@ def credit_bytes(tables, orders, decay, context, known, data, modulation):
             history[i] = history[i - 1]
         history[0] = y
         known = min(known + 1, history.shape[0])
+
+
+@njit(cache=True)
+def backbone_table(logits, targets, pbs, logs0, scale):
+    """The backbone's part of step 3 for every row of `logits` [S, V], once per text that
+    is scored again and again (the backbone is frozen): pbs [S, 256] and logs0 [S, 256] as
+    `backbone_bytes` gives them, scale[s] the mass that turns a byte distribution into the
+    full one at targets[s] (the bytes' share; for a special token, its own probability)."""
+    p_full = np.empty(logits.shape[1], np.float64)
+    for s in range(logits.shape[0]):
+        byte_mass = backbone_bytes(logits[s], p_full, pbs[s], logs0[s])
+        y = targets[s]
+        scale[s] = byte_mass if y < N_BYTES else p_full[y]
+
+
+@njit(cache=True, nogil=True)  # the drift guard runs it beside the reply's generation
+def score_chunk(tables, reading, params, ids, pbs, logs0, scale, targets, bits):
+    """Steps 2-3 (and the gate's part of step 1) for every position of `ids` [S], nothing
+    learning, from the backbone's part precomputed by `backbone_table`: bits[s] = -log2 of
+    the prediction of byte targets[s] at position s. What `read_chunk` then `logits_bits`
+    give (to the float32 rounding of rewritten rows), without what only learning needs."""
+    pb = reading.pending_backbone
+    logs = reading.pending_logs
+    q = reading.pending_mix
+    for s in range(ids.shape[0]):
+        learn_pending(tables, reading, params, ids[s], ids[s], False)
+        shift_history(reading, ids[s])
+        for b in range(N_BYTES):
+            pb[b] = pbs[s, b]
+            logs[0, b] = logs0[s, b]
+        mix_detectors(tables, reading, params)
+        y = targets[s]
+        if y < N_BYTES:
+            g = gate_open(reading, params)
+            p = ((1.0 - g) * pb[y] + g * q[y]) * scale[s]
+        else:
+            p = scale[s]
+        bits[s] = -math.log2(max(p, 1e-30))

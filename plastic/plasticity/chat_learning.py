@@ -220,20 +220,26 @@ class ChatLearning:
         existing DIR is refused unless `force`, or the chat's --force, says overwrite)."""
         from plastic.plasticity.adapter_io import save_atomically
 
-        directory, _, flag = arg.rpartition(" ")
-        if flag != "force":
-            directory, flag = arg, ""
-        directory = directory.strip()
-        if not directory:
-            raise ConfigError("/save needs a directory: /save DIR [force]")
+        directory, force = save_target(arg)
         hint = f"; /save {directory} force overwrites it"
-        overwrite = bool(flag) or self.overwrite
+        overwrite = force or self.overwrite
         written = save_atomically(self.model, directory, overwrite=overwrite, hint=hint)
         return "saved " + ", ".join(str(p) for p in written)
 
     def cmd_stats(self, arg: str = "") -> dict[str, Any]:
         """/stats: per site weight-change norms, eligibility, last reward and baseline."""
         return self.engine.stats()
+
+
+def save_target(arg: str) -> tuple[str, bool]:
+    """The directory of `/save DIR [force]` and whether `force` was given."""
+    directory, _, flag = arg.rpartition(" ")
+    if flag != "force":
+        directory, flag = arg, ""
+    directory = directory.strip()
+    if not directory:
+        raise ConfigError("/save needs a directory: /save DIR [force]")
+    return directory, bool(flag)
 
 
 def format_score(figures: dict[str, float]) -> str:

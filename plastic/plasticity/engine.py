@@ -34,6 +34,7 @@ shows in its status line.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 
 from plastic.plasticity.adapter import AdapterSnapshot
+from plastic.plasticity.background_probe import BackgroundProbe
 from plastic.plasticity.config import GuardConfig
 from plastic.plasticity.prequential import BackbonePass, ScoringPass, cached_pass, scored_bits
 from plastic.plasticity.probe import probe_cache_dir, probe_text
@@ -99,6 +101,7 @@ class LearningEngine:
         self._probe_pass: BackbonePass | None = None  # the backbone's reading of the probe
         self._probe_scoring: ScoringPass | None = None  # it, prepared for scoring
         self.last_probe: float | None = None
+        self._background = BackgroundProbe()  # the probe scored while the reply is generated
         self.turns = 0
         self.events: list[GuardEvent] = []  # of the latest turn / command
         self.guard_events = 0
@@ -117,7 +120,9 @@ class LearningEngine:
         self.model.learning = bool(value)
 
     def generating(self) -> AbstractContextManager[None]:
-        """Tokens fed inside (the reply) are the model's own: eligibility, no surprise."""
+        """Tokens fed inside (the reply) are the model's own: eligibility, no surprise.
+        Meanwhile the drift guard's probe may be scored on the other core."""
+        self._start_background_probe()
         return self.model.generating()
 
     def observing(self) -> AbstractContextManager[None]:
@@ -127,6 +132,7 @@ class LearningEngine:
     # -- turns --------------------------------------------------------------------------
     def begin_turn(self) -> None:
         """Start a turn: snapshot every adapter (weights, rule and reward states)."""
+        self._background.cancel()
         self.events = []
         self._turn = self._snapshot()
         self._last_turn_start = self._turn
@@ -138,7 +144,10 @@ class LearningEngine:
         start = self._turn if self._turn is not None else self._snapshot()
         self._turn = None
         self.turns += 1
-        events = _merge_cap_events(self.events + self._enforce_cap(start))
+        capped = self._enforce_cap(start)
+        if capped:  # the state changed after the background probe started
+            self._background.cancel()
+        events = _merge_cap_events(self.events + capped)
         self.events = events
         changed = self._changed_since(start)
         probe = reference = None
@@ -161,6 +170,7 @@ class LearningEngine:
                 events.append(GuardEvent("drift", message))
                 self._count_guard(None)
                 probe = self.last_probe
+        self._background.cancel()  # a probe scored ahead for a turn that changed nothing
         if changed:
             what = f"turn {self.turns}"
             if self._feedback_value is not None:
@@ -201,6 +211,7 @@ class LearningEngine:
         """
         from plastic.models.generate import FeedResult, SiteRates
 
+        self._background.cancel()
         ids = conversation.to_ids(data)
         total = int(ids.numel())
         per_token = self.learning and self._residual_learning()
@@ -294,6 +305,7 @@ class LearningEngine:
 
     def undo(self) -> GuardEvent:
         """Restore the adapters to the state before the last accepted turn (bit for bit)."""
+        self._background.cancel()
         self._turn = None
         if not self._undo:
             event = GuardEvent("undo", "nothing to undo")
@@ -312,6 +324,7 @@ class LearningEngine:
 
     def reset(self, name: str | None = None) -> GuardEvent:
         """Adapters back to their initial weights (undoable)."""
+        self._background.cancel()
         self._undo.append((f"the reset after turn {self.turns}", self._snapshot()))
         self.model.reset(name)
         event = GuardEvent("reset", "adapters reset to their initial weights (/undo reverts)")
@@ -326,6 +339,7 @@ class LearningEngine:
 
     def restore(self, snap: TurnSnapshot) -> None:
         """Return every adapter in `snap` to it exactly (weights bit for bit)."""
+        self._background.cancel()
         self._restore(snap, keep_counters=False)
 
     @property
@@ -355,9 +369,29 @@ class LearningEngine:
         else:
             if self._probe_scoring is None or self._probe_scoring.bpass is not bpass:
                 self._probe_scoring = ScoringPass.of(bpass)
-            bits = scored_bits(self.model, self._probe_scoring)
-            self.last_probe = float(bits.sum()) / len(bpass)
+            self.last_probe = self._probe_bits_per_byte(self._probe_scoring)
         return self.last_probe
+
+    def _probe_bits_per_byte(self, scoring: ScoringPass) -> float:
+        return float(scored_bits(self.model, scoring).sum()) / len(scoring.bpass)
+
+    def _start_background_probe(self) -> None:
+        """Score the probe on the worker thread while the reply is generated, when the
+        turn's end may need it, its pass is ready and no active layer learns from the
+        reply (`learns_while_generating`): see `background_probe`."""
+        if self._background.pending or self._turn is None:
+            return
+        if not (self.learning and self.guards.drift_check):
+            return
+        layers = [layer for a in self.model.active_adapters() for layer in a.layers.values()]
+        if not layers or any(getattr(la, "learns_while_generating", True) for la in layers):
+            return
+        scoring = self._probe_scoring
+        if self.model.feeds_backbone() or scoring is None:
+            return
+        if scoring.bpass is not self._probe_pass or not self._probe_pass_current(scoring.bpass):
+            return
+        self._background.start(functools.partial(self._probe_bits_per_byte, scoring))
 
     def probe_reference(self) -> float:
         """Bits/byte of the probe text under the frozen backbone (cached per probe text and
@@ -382,6 +416,16 @@ class LearningEngine:
             if bpass is not None:
                 self._probe_scoring = ScoringPass.of(bpass)
             self.probe_reference()
+            if self._probe_scoring is not None:  # load the scoring kernels now, not in turn 1
+                self._probe_bits_per_byte(self._probe_scoring)
+
+    def _probe_pass_current(self, cached: BackbonePass | None) -> bool:
+        """Whether `cached` is the backbone's pass over today's probe at the sites read."""
+        return (
+            cached is not None
+            and cached.data == self.probe().encode("utf-8")
+            and set(self.model.replay_sites()) <= set(cached.sites)
+        )
 
     def _cached_probe_pass(self) -> BackbonePass | None:
         """The frozen backbone's pass over the probe at the sites the active adapters read
@@ -390,10 +434,10 @@ class LearningEngine:
         model = self.model
         if model.feeds_backbone():
             return None
-        sites = model.replay_sites()
-        data = self.probe().encode("utf-8")
         cached = self._probe_pass
-        if cached is None or cached.data != data or not set(sites) <= set(cached.sites):
+        if not self._probe_pass_current(cached):
+            sites = model.replay_sites()
+            data = self.probe().encode("utf-8")
             with model.disable_adapter():
                 cached, _ = cached_pass(
                     model.base_model, data, probe_cache_dir(), sites or ("readout",)
@@ -531,7 +575,11 @@ class LearningEngine:
         """
         reference = self.probe_reference()
         limit = reference + self.guards.drift_margin
-        first = self.probe_score()
+        first = self._background.take()  # scored while the reply was generated
+        if first is None:
+            first = self.probe_score()
+        else:
+            self.last_probe = first
         if first <= limit:
             return first, reference, 1.0
         ends = {

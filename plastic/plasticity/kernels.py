@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -47,7 +48,7 @@ def with_kernel_threads(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _depth[0]:  # already inside: no context-manager overhead on the per-token path
+        if _nesting.depth:  # already inside: no context-manager overhead on the per-token path
             return fn(*args, **kwargs)
         with kernel_threads():
             return fn(*args, **kwargs)
@@ -55,25 +56,31 @@ def with_kernel_threads(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-_depth = [0]  # nesting of kernel_threads(): only the outermost one switches
+class _Nesting(threading.local):
+    """Per thread (Numba's thread count is per thread): the nesting of kernel_threads()."""
+
+    depth = 0
+
+
+_nesting = _Nesting()  # only the outermost kernel_threads() of a thread switches
 
 
 @contextmanager
 def kernel_threads() -> Iterator[None]:
     """Run the block with the adapters' Numba thread count (restored afterwards)."""
     wanted = _kernel_threads[0]
-    if _depth[0] or wanted is None:
+    if _nesting.depth or wanted is None:
         yield
         return
     previous = numba.get_num_threads()
     switch = wanted != previous
     if switch:
         numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
-    _depth[0] += 1
+    _nesting.depth += 1
     try:
         yield
     finally:
-        _depth[0] -= 1
+        _nesting.depth -= 1
         if switch:
             numba.set_num_threads(previous)
 

@@ -59,6 +59,7 @@ from plastic.rules import delta_mixer, detector_stdp
 # Table arrays saved with an adapter and kept in snapshots (the used part of each).
 DETECTOR_ARRAYS = ("det_key", "det_trace", "det_head", "det_fanout")
 SYNAPSE_ARRAYS = ("syn_post", "syn_weight", "syn_next")
+BACKBONE_TABLE_KEY = "memory.backbone_table"  # this kind's entry in a BitsRequest's cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +296,20 @@ class MemorySynapses:
         return int(sum(a.nbytes for a in self.tables))
 
 
+def backbone_table(
+    logits: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frozen rows' byte distributions, their logs and target scales, computed once for
+    a text the drift guard scores every turn (`cpu_memory.backbone_table`; 4 kB a row)."""
+    from plastic.kernels_numba.cpu_memory import backbone_table as fill
+
+    n = logits.shape[0]
+    pbs, logs0 = np.empty((n, 256), np.float64), np.empty((n, 256), np.float64)
+    scale = np.empty(n, np.float64)
+    fill(logits, np.asarray(targets, np.int64), pbs, logs0, scale)
+    return pbs, logs0, scale
+
+
 def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTables:
     """MemoryTables rebuilt from saved arrays, or RuleError saying what is wrong."""
     try:
@@ -348,6 +363,7 @@ class MemoryLayer:
     kind = "memory"
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
     feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
+    learns_while_generating = False  # the reply is only kept as eligibility for /good, /bad
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         if vocab_size < 256:
@@ -485,17 +501,18 @@ class MemoryLayer:
         untouched) in one kernel call: its rows of `logits` [N, V] are rewritten in place,
         or, given `bits` (a `BitsRequest`), left alone and `bits.out` gets each position's
         bits of its target. `counts` (site spike counts) is not needed by the memory."""
-        from plastic.kernels_numba.cpu_memory import read_chunk
+        from plastic.kernels_numba.cpu_memory import read_chunk, score_chunk
 
-        rows = logits if bits is None else logits.copy()
         ids = np.asarray(tokens, np.int64)
         reading = self.new_reading()
-        done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False, False)
-        assert done == len(ids)  # reading without learning never grows the tables
         if bits is not None:
-            from plastic.plasticity.prequential import logits_bits  # it imports the model
-
-            bits.out[:] = logits_bits(rows, bits.targets)
+            table = bits.cache.get(BACKBONE_TABLE_KEY)
+            if table is None:
+                table = bits.cache[BACKBONE_TABLE_KEY] = backbone_table(logits, bits.targets)
+            score_chunk(self.tables, reading, self.params, ids, *table, bits.targets, bits.out)
+            return
+        done = read_chunk(self.tables, reading, self.params, ids, ids, logits, False, False)
+        assert done == len(ids)  # reading without learning never grows the tables
 
     def _keep_reply(self, tokens: np.ndarray) -> None:
         elig = self.synapses.eligibility

@@ -25,8 +25,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -274,6 +275,7 @@ class ScoringPass:
     norm_m: np.ndarray  # [N] float64
     norm_z: np.ndarray  # [N] float64
     frozen_bits: np.ndarray  # [N] float64
+    layer_cache: dict[str, Any] = field(default_factory=dict)  # BitsRequest.cache
 
     @classmethod
     def of(cls, bpass: BackbonePass) -> ScoringPass:
@@ -314,7 +316,12 @@ def scored_bits(plastic: PlasticModel, prepared: ScoringPass) -> np.ndarray:
             (layer,) = layers
             out = np.empty(len(bpass), np.float64)
             request = BitsRequest(
-                prepared.targets, prepared.norm_m, prepared.norm_z, prepared.frozen_bits, out
+                prepared.targets,
+                prepared.norm_m,
+                prepared.norm_z,
+                prepared.frozen_bits,
+                out,
+                prepared.layer_cache,
             )
             counts = prepared.counts[layer.site.name]
             layer.score_rows(bpass.logits, prepared.tokens, counts, request)

@@ -78,7 +78,8 @@ recent text: what was read long ago stops interfering with other text ("forgetti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -128,14 +129,16 @@ class SiteCounts:
 class BitsRequest:
     """What `score_rows` needs to give bits instead of logits, for rows that hold the
     frozen backbone's logits: the targets [N] (int64), the rows' softmax normalisers
-    (norm_m, norm_z [N], as `softmax_normaliser`), their bits (frozen_bits [N]), and `out`
-    [N] (float64) for the result."""
+    (norm_m, norm_z [N], as `softmax_normaliser`), their bits (frozen_bits [N]), `out`
+    [N] (float64) for the result, and `cache`: a dict that lives as long as the prepared
+    pass, where a layer keeps what it derives from the frozen rows once (keys: its own)."""
 
     targets: np.ndarray
     norm_m: np.ndarray
     norm_z: np.ndarray
     frozen_bits: np.ndarray
     out: np.ndarray
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 _EMPTY_F = np.zeros(0, np.float64)
@@ -150,6 +153,7 @@ class ReadoutLayer:
 
     kind = "readout"
     feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
+    learns_while_generating = True  # its rule steps on the reply's transitions too
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         self.site = site

@@ -36,6 +36,7 @@ class ResidualLayer:
 
     kind = "residual"
     feeds_backbone = True  # its output enters the backbone at its site
+    learns_while_generating = True  # its rule steps on the reply's transitions too
 
     def __init__(self, site: SiteInfo, config: AdapterConfig, rng: np.random.Generator) -> None:
         self.site = site

@@ -93,3 +93,36 @@ def test_full_disk_during_save_is_one_line_and_the_chat_goes_on(
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".adapter.")]
     assert "Traceback" not in done.stderr
+
+
+def test_an_interactive_save_asks_before_replacing(small_model_dir: Path, tmp_path: Path):
+    """At a terminal, /save onto an existing directory asks; "no" leaves it as it was."""
+    import io
+
+    from rich.console import Console
+
+    from plastic.cli.chat.learning import attach_learning
+    from plastic.cli.chat.render import JsonRenderer
+    from plastic.cli.chat.session import ChatSession
+    from plastic.models.checkpoint import resolve_model
+    from plastic.models.generate import Conversation
+    from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
+
+    learn = ChatLearning(build_plastic_model(resolve_model(str(small_model_dir))))
+    out = io.StringIO()
+    session = ChatSession(Conversation(learn.model), JsonRenderer(out, Console(file=out)))
+    attach_learning(session, learn)
+    questions, answers = [], [False, True]
+    session.confirm = lambda question: questions.append(question) or answers.pop(0)
+    target = tmp_path / "adapter"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    session.handle(f"/save {target}")
+    assert adapter_files(target) == ["old.txt"]
+    session.handle(f"/save {target}")
+    assert adapter_files(target) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert len(questions) == 2 and str(target) in questions[0]
+    session.handle(f"/save {tmp_path / 'new'}")  # nothing there: no question
+    assert len(questions) == 2 and (tmp_path / "new" / "adapter_config.json").is_file()
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "not saved" in replies[0]["message"] and replies[1]["ok"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from plastic.kernels_numba.cpu_memory import read_chunk
+from plastic.kernels_numba.cpu_memory import backbone_table, read_chunk, score_chunk
 from plastic.kernels_numba.memory_layout import (
     MemoryParams,
     grown,
@@ -173,3 +173,28 @@ def test_full_tables_stop_growing_and_keep_learning() -> None:
     assert int(tables.sizes[0]) == 16 and int(tables.sizes[1]) == 16
     assert np.all(np.isfinite(out))
     assert not np.array_equal(tables.det_trace, np.zeros(16, np.float32))
+
+
+def test_scoring_gives_the_bits_reading_gives() -> None:
+    """`score_chunk` (the drift guard's path: bits of each target only, the backbone's part
+    precomputed) gives what `read_chunk` without learning and the rewritten rows' softmax
+    give, special-token targets included; and it changes no table."""
+    ids, logits = _stream(4)
+    _, tables = _kernel_read(ids, logits)  # tables that learnt the text
+    logits = np.random.default_rng(5).normal(0, 2, logits.shape).astype(np.float32)
+    targets = np.array([*TEXT[:-1], 257], np.int64)  # the last one a special token
+    rows = logits.copy()
+    read_chunk(tables, new_reading(PARAMS), PARAMS, ids, ids, rows, False, False)
+    z = rows.astype(np.float64) - rows.max(axis=1, keepdims=True)
+    expected = (np.log(np.exp(z).sum(1)) - z[np.arange(len(z)), targets]) / math.log(2)
+    before = [a.copy() for a in tables]
+    n = len(ids)
+    pbs, logs0, scale = np.empty((n, 256)), np.empty((n, 256)), np.empty(n)
+    backbone_table(logits, targets, pbs, logs0, scale)
+    bits = np.empty(n)
+    score_chunk(tables, new_reading(PARAMS), PARAMS, ids, pbs, logs0, scale, targets, bits)
+    np.testing.assert_allclose(bits, expected, rtol=0, atol=2e-6)
+    f = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    frozen = (np.log(np.exp(f).sum(1)) - f[np.arange(n), targets]) / math.log(2)
+    assert bits[:-1].mean() < 0.5 * frozen[:-1].mean()  # the memory's part is in the bits
+    assert all(np.array_equal(a, b) for a, b in zip(before, tables, strict=True))

@@ -118,3 +118,13 @@ def terminal_lines(command_names: Callable[[], list[str]]) -> Iterator[str]:
         except EOFError:
             return
         yield line
+
+
+def terminal_confirm(question: str) -> bool:
+    """Ask a yes/no question at the terminal; no (and Ctrl-C, Ctrl-D) unless "y"."""
+    from prompt_toolkit.shortcuts import confirm
+
+    try:
+        return bool(confirm(question))
+    except (KeyboardInterrupt, EOFError):
+        return False

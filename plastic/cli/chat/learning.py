@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plastic.cli.chat.commands import CommandResult
@@ -91,7 +92,20 @@ class LearningCommands:
         return self._run("undo", args)
 
     def cmd_save(self, args: str) -> CommandResult:
-        """/save DIR: save the adapters and their learning state (resume: --adapter DIR)."""
+        """/save DIR: save the adapters and their learning state (resume: --adapter DIR).
+        An existing DIR is replaced only with `/save DIR force` (or `chat --force`), or, at
+        an interactive prompt, when the user says so."""
+        from plastic.plasticity.chat_learning import save_target
+
+        confirm = self.session.confirm
+        try:
+            directory, force = save_target(args)
+        except PlasticError as exc:
+            return CommandResult(str(exc), ok=False)
+        if confirm is not None and not (force or self.learn.overwrite) and _occupied(directory):
+            if not confirm(f"{directory} exists: replace it?"):
+                return CommandResult(f"not saved: {directory} is left as it was")
+            args = f"{directory} force"
         return self._run("save", args)
 
     def cmd_score(self, args: str) -> CommandResult:
@@ -177,3 +191,9 @@ def format_learning_stats(stats: dict[str, Any]) -> list[str]:
                 f"rule baseline {_num(fig['rule_baseline'])}{extra}"
             )
     return lines
+
+
+def _occupied(directory: str) -> bool:
+    """Whether /save into `directory` would replace something (a file, a non-empty dir)."""
+    path = Path(directory)
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))

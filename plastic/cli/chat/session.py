@@ -108,6 +108,8 @@ class ChatSession:
         self.status_fields: list[StatusField] = []
         self.on_reset: list[Callable[[], None]] = []
         self.learner: TurnLearner | None = None
+        # asks the user a yes/no question (an interactive prompt only; None: never ask)
+        self.confirm: Callable[[str], bool] | None = None
         self.quit_requested = False
         self.turns = 0
         self.last_turn: TurnResult | None = None
