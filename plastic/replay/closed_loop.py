@@ -147,6 +147,11 @@ def build_model(
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
     model = PlasticModel(backbone, guards=guards)
     for name, config in session["adapters"].items():
+        if config.get("kind") == "memory":  # its own settings (plastic.replay.memory_replay)
+            from plastic.replay.memory_replay import memory_config
+
+            model.add_adapter(name, memory_config(config, rule, params or {}))
+            continue
         # a key the recording did not know takes the value of the behaviour it recorded
         data = {**BEHAVIOUR_BEFORE_KEY, **dict(config)}
         if rule is not None and rule != data["rule"]:
@@ -159,12 +164,14 @@ def build_model(
             syn = model.adapters[spec.adapter].layers[spec.site].synapses
             recorded_rule = session["adapters"][spec.adapter]["rule"]
             weights, state = reader.state(spec, int(session["state"]), recorded_rule)
-            weights = np.clip(weights, syn.w_min, syn.w_max)
-            if syn.rule.name == recorded_rule:
+            adapter = model.adapters[spec.adapter]
+            if spec.kind == "memory":
+                _load_memory_start(syn, state, bool(params))
+            elif syn.rule.name == recorded_rule:
+                weights = np.clip(weights, syn.w_min, syn.w_max)
                 syn.load(weights, state)
             else:
-                syn.weights[...] = weights
-            adapter = model.adapters[spec.adapter]
+                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
             context = reader.context_state(spec, int(session["state"]))
             layer = adapter.layers[spec.site]
             if context is not None and isinstance(layer, ReadoutLayer):
@@ -176,6 +183,18 @@ def build_model(
                 except CheckpointError as exc:
                     raise TraceError(f"{reader.path}: {exc}") from None
     return model
+
+
+def _load_memory_start(syn: Any, state: dict[str, np.ndarray], changed: bool) -> None:
+    """A memory at its recorded start state; with changed settings that do not fit it
+    (e.g. other `orders`), an empty memory instead."""
+    from plastic.errors import PlasticError
+
+    try:
+        syn.load(None, state)
+    except PlasticError:
+        if not changed:
+            raise
 
 
 def closed_loop(
@@ -278,6 +297,13 @@ def _diffs(reader: TraceReader, result: ClosedLoopResult, point: Any) -> dict[st
     weights = result.weights()
     out = {}
     for spec in reader.sites:
+        if spec.kind == "memory":
+            from plastic.replay.memory_state import max_abs_diff
+
+            layer = result.model.adapters[spec.adapter].layers[spec.site]
+            mine = layer.synapses.state_arrays()
+            out[spec.key] = max_abs_diff(mine, reader.memory_checkpoint(spec, point.index))
+            continue
         recorded = reader.checkpoint_weights(spec, point.index)
         out[spec.key] = float(np.abs(weights[spec.key].astype(np.float64) - recorded).max())
     return out
@@ -291,5 +317,7 @@ def _is_counterfactual(reader: TraceReader, model: PlasticModel) -> bool:
         if config.get("rule") != adapter.config.rule:
             return True
         if dict(config.get("rule_params", {})) != dict(adapter.config.rule_params):
+            return True
+        if dict(config.get("kind_params") or {}) != dict(adapter.config.kind_params or {}):
             return True
     return False

@@ -317,9 +317,15 @@ class TraceRecorder(LearningObserver):
         self.taps: list[SiteTap] = []
         for spec in specs:
             adapter = model.adapters[spec.adapter]
-            tap = SiteTap(self, spec, adapter.layers[spec.site].synapses, adapter)
+            tap_class = SiteTap
+            if spec.kind == "memory":
+                from plastic.replay.memory_tap import MemoryTap as tap_class
+            tap = tap_class(self, spec, adapter.layers[spec.site].synapses, adapter)
             c = self.committed["sites"][f"site{spec.index}"]
             tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
+            if spec.kind == "memory":
+                tap.state_bytes = int(c["state_bytes"])
+                tap.checkpoint_bytes = int(c["checkpoint_bytes"])
             self.taps.append(tap)
         self._adapter = next(iter(model.adapters.values()))
         self.network = NetworkTap(self, model, self.tokens)
@@ -337,7 +343,10 @@ class TraceRecorder(LearningObserver):
             self._lock.release()
             raise
         for tap in self.taps:
-            tap.synapses.observers.append(tap)
+            if tap.spec.kind == "memory":
+                tap.attach()
+            else:
+                tap.synapses.observers.append(tap)
         model.observers.append(self)
 
     @classmethod
@@ -382,7 +391,9 @@ class TraceRecorder(LearningObserver):
         """Save the initial and start states of every site, log the session, commit."""
         continues = self.checkpoint_count > 0
         for tap in self.taps:
-            if continues:
+            if continues and tap.spec.kind == "memory":
+                continues = tap.matches_checkpoint(self.checkpoint_count - 1)
+            elif continues:
                 group = tap.spec.group
                 last = self.root[f"{group}/checkpoint_weights"][self.checkpoint_count - 1]
                 continues = continues and np.array_equal(np.asarray(last), tap.synapses.weights)
@@ -414,6 +425,10 @@ class TraceRecorder(LearningObserver):
         override: weights to save for some sites."""
         index = self.state_count
         for tap in self.taps:
+            if tap.spec.kind == "memory":  # a variable-size state: one blob
+                weights = None if override is None else override.get(tap.index)
+                tap.save_state(initial=initial, weights=weights)
+                continue
             syn = tap.synapses
             group, rule = tap.spec.group, syn.rule.name
             if initial:
@@ -595,6 +610,9 @@ class TraceRecorder(LearningObserver):
 
     def _checkpoint(self) -> None:
         for tap in self.taps:
+            if tap.spec.kind == "memory":
+                tap.save_checkpoint()
+                continue
             weights = tap.synapses.weights
             self.writer.append(f"{tap.spec.group}/checkpoint_weights", weights[None].copy())
         self.writer.append("checkpoints/event", np.asarray([self.events], np.int64))
@@ -609,7 +627,12 @@ class TraceRecorder(LearningObserver):
             "turns": self.turn_count,
             "checkpoints": self.checkpoint_count,
             "states": self.state_count,
-            "sites": {f"site{t.index}": {"steps": t.steps, "rows": t.rows} for t in self.taps},
+            "sites": {
+                f"site{t.index}": (
+                    t.commit_counts() if t.spec.kind == "memory" else {"steps": t.steps, "rows": t.rows}
+                )
+                for t in self.taps
+            },
         }
 
     def commit(self) -> None:
@@ -625,7 +648,9 @@ class TraceRecorder(LearningObserver):
         finally:
             self.closed = True
             for tap in self.taps:
-                if tap in tap.synapses.observers:
+                if tap.spec.kind == "memory":
+                    tap.detach()
+                elif tap in tap.synapses.observers:
                     tap.synapses.observers.remove(tap)
             if self in self.model.observers:
                 self.model.observers.remove(self)
@@ -640,10 +665,14 @@ def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
     specs = []
     for name, adapter in model.adapters.items():
         for site, layer in adapter.layers.items():
+            if layer.kind == "memory":  # reads and variable-size states (memory_tap)
+                vocab = model.config.vocab_size
+                specs.append(S.SiteSpec(len(specs), name, site, "memory", 0, vocab, 0))
+                continue
             if layer.weights.ndim != 2:
                 raise ConfigError(
-                    f"adapter {name!r} ({layer.kind}) is not recorded yet: traces cover "
-                    "readout and residual adapters (e.g. --rule rstdp)"
+                    f"adapter {name!r} ({layer.kind}) cannot be recorded: traces cover "
+                    "readout, residual and memory adapters"
                 )
             n_pre, n_post = layer.weights.shape
             t = layer.pre.shape[0]
