@@ -65,7 +65,10 @@ def memory_config(
 
 
 def build_synapses(
-    reader: TraceReader, spec: S.SiteSpec, session: Mapping[str, Any], rule: str | None,
+    reader: TraceReader,
+    spec: S.SiteSpec,
+    session: Mapping[str, Any],
+    rule: str | None,
     params: Mapping[str, Any],
 ) -> tuple[MemorySynapses, bool]:
     """A memory with the session's (changed) settings at its recorded start state; and

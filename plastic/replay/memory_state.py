@@ -79,9 +79,9 @@ def max_abs_diff(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> fl
     """Largest |a - b| over synapse weights, activity traces and the mixer when both hold
     the same tables (detectors, synapses and links, eligibility); inf when they do not."""
     for key in set(a) | set(b):
-        if key in STRUCTURE or key.startswith("eligibility."):
-            if key not in a or key not in b or not np.array_equal(a[key], b[key]):
-                return float("inf")
+        structural = key in STRUCTURE or key.startswith("eligibility.")
+        if structural and (key not in a or key not in b or not np.array_equal(a[key], b[key])):
+            return float("inf")
     worst = 0.0
     for key in ("syn_weight", "det_trace", "mixer"):
         x, y = np.asarray(a[key], np.float64), np.asarray(b[key], np.float64)
@@ -108,7 +108,8 @@ def synapse_weights(state: Mapping[str, np.ndarray]) -> dict[tuple[int, int], fl
         frontier, cursor = frontier[more], nxt[cursor[more]].astype(np.int64)
     used = np.flatnonzero(owner >= 0)
     keys = det_key[owner[used]].tolist()
-    return dict(zip(zip(keys, post[used].tolist()), weight[used].tolist()))
+    pairs = zip(keys, post[used].tolist(), strict=True)
+    return dict(zip(pairs, weight[used].tolist(), strict=True))
 
 
 def distance(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[float, float]:

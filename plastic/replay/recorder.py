@@ -627,12 +627,7 @@ class TraceRecorder(LearningObserver):
             "turns": self.turn_count,
             "checkpoints": self.checkpoint_count,
             "states": self.state_count,
-            "sites": {
-                f"site{t.index}": (
-                    t.commit_counts() if t.spec.kind == "memory" else {"steps": t.steps, "rows": t.rows}
-                )
-                for t in self.taps
-            },
+            "sites": {f"site{t.index}": _site_counts(t) for t in self.taps},
         }
 
     def commit(self) -> None:
@@ -659,6 +654,13 @@ class TraceRecorder(LearningObserver):
                 self.writer.close()
             finally:
                 self._lock.release()
+
+
+def _site_counts(tap: SiteTap) -> dict[str, int]:
+    """A site's commit counts (a memory's also count its state blobs' bytes)."""
+    if tap.spec.kind == "memory":
+        return tap.commit_counts()  # type: ignore[attr-defined]
+    return {"steps": tap.steps, "rows": tap.rows}
 
 
 def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
