@@ -213,6 +213,12 @@ def closed_loop(
     if not reader.sessions:
         raise TraceError(f"{reader.path}: no committed session: nothing to replay")
     model = build_model(reader, backbone, rule=rule, params=params)
+    for spec in reader.sites:
+        if spec.kind == "memory":  # boundaries from outside the token stream (/reset)
+            from plastic.replay.memory_replay import ForgetSync
+
+            layer = model.adapters[spec.adapter].layers[spec.site]
+            layer.observers.append(ForgetSync(reader, spec, layer))
     engine = model.engine
     ids = reader.read("tokens/id").astype(np.int64)
     flags = reader.read("tokens/flags")

@@ -121,3 +121,33 @@ def apply_read(syn: MemorySynapses, reads: RecordedReads, a: int, n: int, flags:
     ids, logits = reads.rows(a, n)
     learn, generating = bool(flags & S.READ_LEARN), bool(flags & S.READ_GENERATING)
     syn.memory.read(0, ids, logits, True, learn, generating)
+
+
+class ForgetSync:
+    """Closed loop: re-applies the memory's stream boundaries that came from outside the
+    recorded token stream (e.g. the chat's `/reset`, which calls `forget_context` after the
+    <bos> it feeds). A boundary only changes the memory's reading of the conversation,
+    which only its next read uses, so before each read the memory is restarted if the
+    recording had more boundaries since the previous read than the replay did."""
+
+    def __init__(self, reader: TraceReader, spec: S.SiteSpec, layer: Any) -> None:
+        kinds = reader.read("events/kind")
+        mine = kinds[reader.read("events/site") == spec.index]
+        mine = mine[(mine == S.MEMORY_READ) | (mine == S.FORGET)]
+        # recorded boundaries before each read (since the read before it)
+        reads = np.flatnonzero(mine == S.MEMORY_READ)
+        forgets = np.cumsum(mine == S.FORGET)[reads]
+        self.before = np.diff(np.concatenate([[0], forgets])).tolist()
+        self.layer = layer
+        self.reads = 0
+        self.since = 0  # boundaries the replay had since its previous read
+
+    def on_read(self, tokens: np.ndarray, logits: np.ndarray, learn: bool, gen: bool) -> None:
+        need = self.before[self.reads] if self.reads < len(self.before) else 0
+        if self.since < need:
+            self.layer.restart(self.layer.live)
+        self.reads += 1
+        self.since = 0
+
+    def on_forget(self) -> None:
+        self.since += 1
