@@ -28,7 +28,11 @@ def replay_cmd(
     ] = None,
     sets: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Rule parameter key=value (repeatable)."),
+        typer.Option(
+            "--set",
+            help="Rule parameter KEY=V (repeatable); a context memory's own setting "
+            "adapter.KEY=V.",
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Replay K times.")] = 1,
     closed_loop: Annotated[
