@@ -30,8 +30,7 @@ def replay_cmd(
         list[str] | None,
         typer.Option(
             "--set",
-            help="Rule parameter KEY=V (repeatable); a context memory's own setting "
-            "adapter.KEY=V.",
+            help="Rule parameter KEY=V (repeatable); a context memory's own setting adapter.KEY=V.",
         ),
     ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Replay K times.")] = 1,
