@@ -129,9 +129,12 @@ def network_report(
 
 
 def rates_report(reader: TraceReader, sites: list[S.SiteSpec], top_k: int = 5) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for spec in sites:
-        if spec.kind == "memory":  # no spiking populations of its own: see the overview
+        if spec.kind == "memory":  # no spiking population: how it predicted the user text
+            from plastic.replay.memory_report import memory_reading
+
+            out[spec.key] = {"kind": "memory", "reading": memory_reading(reader, spec)}
             continue
         entry = {"kind": spec.kind, "pre": population_rates(reader, spec, "pre").summary(top_k)}
         if spec.kind == "residual":

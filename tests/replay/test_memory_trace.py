@@ -290,3 +290,26 @@ def test_a_damaged_memory_chunk_is_one_line(recorded: Recorded, tmp_path: Path, 
     assert_one_line_error(code, err, "trace damaged at", array)
     code, err = run_main(["inspect", str(store), "--check"], capsys)
     assert_one_line_error(code, err, "trace damaged at", array)
+
+
+def test_inspect_rates_say_how_the_memory_predicted_the_user_text(recorded: Recorded, capsys):
+    """`inspect --rates` replays the memory's reads token by token (exactly: it ends at the
+    last checkpoint) and reports, over the learnt bytes, per-order detector hit rates (a
+    longer context's detector exists only where the shorter ones do), the gate, and the
+    memory's bits/byte against the backbone's on the text it was taught (FACT, repeated)."""
+    reading = run_json(["inspect", str(recorded.path), "--rates"], capsys)["rates"][KEY]["reading"]
+    assert reading["exact"] is True
+    assert reading["orders"] == [1, 2, 3, 4, 5, 6, 8, 12, 16]
+    rates = reading["hit_rate"]
+    assert all(0.0 <= r <= 1.0 for r in rates) and rates[0] > 0.5
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert 0.0 < reading["gate_mean"] < 1.0 and reading["gate_sparkline"]
+    bits = reading["bits_per_byte"]
+    assert bits["memory"] < bits["backbone"]
+    reader = TraceReader(recorded.path)
+    flags = reader.read("tokens/flags")
+    learnt = int((((flags & S.GENERATED) == 0) & ((flags & S.LEARNING) != 0)).sum())
+    assert 0 < reading["learnt_bytes"] <= learnt
+    code, text, err = run_all(["inspect", str(recorded.path), "--rates"], capsys)
+    assert code == 0, err
+    assert f"(memory) on the {reading['learnt_bytes']:,} learnt bytes:" in text
