@@ -166,7 +166,9 @@ def build_model(
             weights, state = reader.state(spec, int(session["state"]), recorded_rule)
             adapter = model.adapters[spec.adapter]
             if spec.kind == "memory":
-                _load_memory_start(syn, state, bool(params))
+                from plastic.replay.memory_replay import load_start
+
+                load_start(syn, state, bool(params))
             elif syn.rule.name == recorded_rule:
                 weights = np.clip(weights, syn.w_min, syn.w_max)
                 syn.load(weights, state)
@@ -183,18 +185,6 @@ def build_model(
                 except CheckpointError as exc:
                     raise TraceError(f"{reader.path}: {exc}") from None
     return model
-
-
-def _load_memory_start(syn: Any, state: dict[str, np.ndarray], changed: bool) -> None:
-    """A memory at its recorded start state; with changed settings that do not fit it
-    (e.g. other `orders`), an empty memory instead."""
-    from plastic.errors import PlasticError
-
-    try:
-        syn.load(None, state)
-    except PlasticError:
-        if not changed:
-            raise
 
 
 def closed_loop(

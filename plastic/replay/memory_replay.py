@@ -73,7 +73,7 @@ def build_synapses(
 ) -> tuple[MemorySynapses, bool]:
     """A memory with the session's (changed) settings at its recorded start state; and
     whether that state could be loaded (a counterfactual that changes the tables' layout,
-    e.g. `orders`, starts from an empty memory)."""  # fmt: skip
+    e.g. `orders`, starts from an empty memory)."""
     from plastic.models.sites import SiteInfo
     from plastic.plasticity.memory import MemoryLayer
 
@@ -84,13 +84,19 @@ def build_synapses(
     except PlasticError as exc:
         raise TraceError(f"cannot replay {spec.key} with these settings: {exc}") from None
     _, state = reader.state(spec, int(session["state"]), MEMORY_RULE)
+    return layer.synapses, load_start(layer.synapses, state, bool(params))
+
+
+def load_start(syn: MemorySynapses, state: Mapping[str, np.ndarray], changed: bool) -> bool:
+    """Load a memory's recorded start state; with changed settings that do not fit it
+    (other `orders` or `confidence_buckets`) leave the memory empty and return False."""
     try:
-        layer.synapses.load(None, state)
+        syn.load(None, state)
     except PlasticError:
-        if not params:
+        if not changed:
             raise
-        return layer.synapses, False
-    return layer.synapses, True
+        return False
+    return True
 
 
 class RecordedReads:

@@ -313,3 +313,12 @@ def test_inspect_rates_say_how_the_memory_predicted_the_user_text(recorded: Reco
     code, text, err = run_all(["inspect", str(recorded.path), "--rates"], capsys)
     assert code == 0, err
     assert f"(memory) on the {reading['learnt_bytes']:,} learnt bytes:" in text
+
+
+@pytest.mark.parametrize(
+    "setting, needle",
+    [("adapter.bogus=1", "unknown memory setting"), ("decay=7", "decay must lie in")],
+)
+def test_a_bad_memory_setting_is_one_line(recorded: Recorded, capsys, setting, needle) -> None:
+    code, err = run_main(["replay", str(recorded.path), "--set", setting], capsys)
+    assert_one_line_error(code, err, needle)
