@@ -23,6 +23,10 @@ from plastic.replay.recorder import SiteTap
 if TYPE_CHECKING:
     from plastic.plasticity.memory import MemoryLayer, MemorySynapses
 
+# reads handed to the writer once this many rows are buffered (a long pasted text is not
+# held in memory until its turn ends: ~4 MiB of logits rows at the shipped vocabulary)
+FLUSH_ROWS = 4096
+
 
 class MemoryTap(SiteTap):
     """Buffers a memory's reads and logs its operations; see the module docstring."""
@@ -34,6 +38,7 @@ class MemoryTap(SiteTap):
         self.checkpoint_bytes = 0
         self._ids: list[np.ndarray] = []
         self._logits: list[np.ndarray] = []
+        self._buffered = 0  # rows in _ids / _logits
 
     def _new_buffers(self) -> None:
         """A memory has no rasters (its reads are buffered as they come)."""
@@ -58,19 +63,22 @@ class MemoryTap(SiteTap):
         flags = (S.READ_LEARN if learn else 0) | (S.READ_GENERATING if gen else 0)
         self._event(S.MEMORY_READ, self.steps, n, float(flags))
         self.steps += n
+        self._buffered += n
+        if self._buffered >= FLUSH_ROWS:
+            self.flush_steps()
 
     def on_forget(self) -> None:
         self._event(S.FORGET)
 
     # -- to the writer ----------------------------------------------------------------
     def flush_steps(self) -> None:
-        """Hand the buffered reads to the writer (at a commit)."""
+        """Hand the buffered reads to the writer (at a commit, or FLUSH_ROWS of them)."""
         if not self._ids:
             return
         writer, group = self.recorder.writer, self.spec.group
         writer.append(f"{group}/read_id", np.concatenate(self._ids))
         writer.append(f"{group}/read_logits", np.concatenate(self._logits))
-        self._ids, self._logits = [], []
+        self._ids, self._logits, self._buffered = [], [], 0
 
     def state(self, *, initial: bool = False, weights: np.ndarray | None = None) -> dict:
         """The memory's state arrays and its adapter's reward states (initial: a fresh

@@ -322,3 +322,35 @@ def test_inspect_rates_say_how_the_memory_predicted_the_user_text(recorded: Reco
 def test_a_bad_memory_setting_is_one_line(recorded: Recorded, capsys, setting, needle) -> None:
     code, err = run_main(["replay", str(recorded.path), "--set", setting], capsys)
     assert_one_line_error(code, err, needle)
+
+
+def test_a_long_turn_reaches_the_writer_before_it_ends(tmp_path: Path, monkeypatch) -> None:
+    """Reads are handed to the writer every FLUSH_ROWS rows (not held until the turn ends),
+    and the trace still replays exactly."""
+    import plastic.replay.memory_tap as tap_module
+
+    monkeypatch.setattr(tap_module, "FLUSH_ROWS", 32)
+    torch.set_num_threads(1)
+    model_dir = save_small_model(tmp_path / "model")
+    path = tmp_path / "long.zarr"
+    with torch.no_grad():
+        plastic = build_plastic_model(resolve_model(str(model_dir)), guards=GUARDS)
+        recorder = TraceRecorder.attach(plastic, path)
+        (tap,) = recorder.taps
+        handed: list[int] = []
+        real = tap.flush_steps
+
+        def counting() -> None:
+            handed.append(tap._buffered)
+            real()
+
+        tap.flush_steps = counting  # type: ignore[method-assign]
+        conv = Conversation(plastic, seed=0)
+        engine = plastic.engine
+        engine.begin_turn()
+        engine.observe(conv, (FACT * 3).encode())
+        assert any(n >= 32 for n in handed)  # handed over inside the turn
+        engine.end_turn()
+        recorder.close()
+    result = OpenLoopReplay(TraceReader(path), ReplayOptions(verify=True)).run()
+    assert result.max_abs_diff == 0.0
