@@ -78,6 +78,7 @@ class SiteTap(SynapseObserver):
         self._new_buffers()
         self._rows: list[np.ndarray] = []
         self._slots: dict[int, int] = {}  # id(array) -> slot (snapshots and marks)
+        self._snapshot_slots: set[int] = set()  # the slots that hold whole snapshots
         self._next_slot = 0
 
     def _new_buffers(self) -> None:
@@ -121,11 +122,13 @@ class SiteTap(SynapseObserver):
         self.rows += len(rows)
 
     def on_snapshot(self, snap: SynapseSnapshot) -> None:
-        self._event(S.SNAPSHOT, self._new_slot(snap.weights))
+        slot = self._new_slot(snap.weights)
+        self._snapshot_slots.add(slot)
+        self._event(S.SNAPSHOT, slot)
 
     def on_restore(self, snap: SynapseSnapshot) -> None:
         slot = self._slots.get(id(snap.weights))
-        if slot is None:
+        if slot not in self._snapshot_slots:  # never seen, or only its weights (a mark)
             self.recorder._load_state(self)  # a snapshot we never saw: record the result
         else:
             self._event(S.RESTORE, slot)
@@ -178,6 +181,7 @@ class SiteTap(SynapseObserver):
         id now (atomic), log the DROP from the recording thread (see TraceRecorder._event)."""
         if self._slots.get(key) == slot:
             del self._slots[key]
+        self._snapshot_slots.discard(slot)
         self.recorder._drops.append((self.index, slot))
 
     # -- to the writer --------------------------------------------------------------

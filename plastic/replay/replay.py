@@ -285,7 +285,7 @@ class OpenLoopReplay:
             syn.reset()
         elif kind == S.LOAD:
             if self.exact:
-                rule = syn.rule.name
+                rule = "detector_stdp" if spec.kind == "memory" else syn.rule.name
                 weights, state = self.reader.state(spec, a, rule)
                 syn.load(weights, state)
             else:

@@ -6,6 +6,7 @@ memory read and how it grew; a half-written trace reads as it was at its last co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -354,3 +355,66 @@ def test_a_long_turn_reaches_the_writer_before_it_ends(tmp_path: Path, monkeypat
         recorder.close()
     result = OpenLoopReplay(TraceReader(path), ReplayOptions(verify=True)).run()
     assert result.max_abs_diff == 0.0
+
+
+def test_recording_attached_mid_turn_replays_exactly(tmp_path: Path) -> None:
+    """Attached after the turn began, the recorder never saw the turn's snapshot: the cap,
+    the drift guard's back-off and its revert against it are logged as saved states
+    (`load`), with the back-off's begin weights set in the current tables; replay is exact."""
+    torch.set_num_threads(1)
+    model_dir = save_small_model(tmp_path / "model")
+    path = tmp_path / "mid.zarr"
+    with torch.no_grad():
+        plastic = build_plastic_model(resolve_model(str(model_dir)), guards=GUARDS)
+        conv = Conversation(plastic, seed=0)
+        chat_turn(plastic, conv, FACT, reply_tokens=4)
+        engine = plastic.engine
+        engine.begin_turn()
+        recorder = TraceRecorder.attach(plastic, path, checkpoint_every=1)
+        engine.observe(conv, ("xyz" * 30).encode())
+        report = engine.end_turn()
+        recorder.close()
+        final = plastic.adapters["default"].layers["readout"].synapses.state_arrays()
+    assert any("drift guard" in m for m in report.messages())
+    reader = TraceReader(path)
+    assert (reader.read("events/kind") == S.LOAD).any()
+    result = OpenLoopReplay(reader, ReplayOptions(verify=True)).run()
+    assert result.max_abs_diff == 0.0
+    assert max_abs_diff(result.synapses[KEY].state_arrays(), final) == 0.0
+
+
+def test_readout_recording_attached_mid_turn_replays_exactly(tmp_path: Path, harm_reward):
+    """The same for the readout adapter: the drift guard's back-off against a turn
+    snapshot the recorder never saw (its begin weights saved and loaded, then marked)."""
+    from plastic.plasticity import AdapterConfig, PlasticModel
+    from tests.replay.conftest import ADAPTER, HARM
+    from tests.replay.conftest import GUARDS as READOUT_GUARDS
+
+    torch.set_num_threads(1)
+    model_dir = save_small_model(tmp_path / "model")
+    path = tmp_path / "mid.zarr"
+    with torch.no_grad():
+        guards = dataclasses.replace(
+            READOUT_GUARDS, drift_margin=0.0, drift_backoff=1, max_turn_update=1e6
+        )
+        plastic = PlasticModel(resolve_model(str(model_dir)), guards=guards)
+        plastic.add_adapter("default", AdapterConfig(rule="rstdp", **ADAPTER))
+        conv = Conversation(plastic, seed=0)
+        chat_turn(plastic, conv, FACT, reply_tokens=4)
+        engine = plastic.engine
+        engine.begin_turn()
+        recorder = TraceRecorder.attach(plastic, path, checkpoint_every=1)
+        HARM["on"] = True
+        try:
+            engine.observe(conv, ("z" * 200).encode())
+        finally:
+            HARM["on"] = False
+        report = engine.end_turn()
+        recorder.close()
+        layer = plastic.adapters["default"].layers["readout"]
+        layer.synapses.sync()
+        final = layer.weights.copy()
+    assert any("drift guard" in m for m in report.messages()), report.messages()
+    result = OpenLoopReplay(TraceReader(path), ReplayOptions(verify=True)).run()
+    assert result.max_abs_diff == 0.0
+    np.testing.assert_array_equal(result.weights()[KEY], final)
