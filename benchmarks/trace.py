@@ -4,11 +4,14 @@
    turns observed, replies generated with a fixed sampler seed, guards on) from the same
    conversation snapshot and adapter weights, with and without a `TraceRecorder`,
    interleaved `repeats` times; tokens/s = (observed + generated tokens) / wall seconds of
-   the turns (turn-end commits included: a turn is durable when it returns). ratio =
+   the turns (turn-end commits included: a turn is durable when it returns), and the
+   same as milliseconds per turn (`turn_ms`). ratio =
    recording / not recording (target >= 0.95). CPU time of the whole process (the writer
    thread included) gives `ratio_cpu`; `turn_commit_ms_*` is the wall time of the commits
    at turn ends (the only place the chat waits for the writer).
-2. Bytes per token on disk of the recorded store: everything, and the spike rasters alone.
+2. Bytes per token and per turn on disk of the recorded store: everything, the spike
+   rasters alone, and for the context memory (`--rule detector_stdp`, the chat's default)
+   what its reads were given (logits rows and tokens) and its saved states and checkpoints.
 3. Spike encodings compared on the recorded rasters, chunk by chunk (256 rule steps):
    bool + Blosc(zstd, bit-shuffle) (the format's choice, a core Zarr v3 codec), bit-packed
    uint8 + Blosc(zstd), and event lists (per step: spike count per timestep + uint16 neuron
@@ -35,7 +38,7 @@ import torch
 
 from plastic.models.generate import Conversation, Sampling
 from plastic.models.spiking_lm import SpikingLM
-from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.config import AdapterConfig, memory_adapter_config
 from plastic.plasticity.model import PlasticModel
 from plastic.replay.closed_loop import closed_loop
 from plastic.replay.reader import TraceReader
@@ -60,7 +63,12 @@ class TraceBenchConfig:
     reply_tokens: int = 48
     repeats: int = 3
     seed: int = 0
-    rule: str = "rstdp"
+    rule: str = "detector_stdp"  # the chat's default adapter, the context memory
+
+
+def adapter_config(rule: str) -> AdapterConfig:
+    """The memory for its rule (detector_stdp), else a readout adapter with `rule`."""
+    return memory_adapter_config() if rule == "detector_stdp" else AdapterConfig(rule=rule)
 
 
 def _chat(model: PlasticModel, conv: Conversation, cfg: TraceBenchConfig) -> int:
@@ -90,6 +98,8 @@ def _encodings(reader: TraceReader) -> dict[str, Any]:
     sizes = {"bool_blosc_bitshuffle": 0, "packbits_blosc": 0, "events_blosc": 0, "raw_bool": 0}
     spikes = cells = 0
     for spec in reader.sites:
+        if spec.kind == "memory":  # no spike rasters: it reads tokens and logits
+            continue
         for which in ("pre", "post"):
             path = f"{spec.group}/{which}"
             for start in range(0, reader.length(path), STEP_CHUNK):
@@ -116,7 +126,7 @@ def _encodings(reader: TraceReader) -> dict[str, Any]:
 def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) -> dict[str, Any]:
     cfg = cfg or TraceBenchConfig()
     model = PlasticModel(backbone)
-    model.add_adapter("default", AdapterConfig(rule=cfg.rule))
+    model.add_adapter("default", adapter_config(cfg.rule))
     engine = model.engine
     work = Path(tempfile.mkdtemp(prefix="plastic-bench-trace-"))
     try:
@@ -168,8 +178,20 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
         checkpoints = sum(
             reader.nbytes_stored(f"{s.group}/{w}")
             for s in reader.sites
-            for w in ("checkpoint_weights", "state_weights", "rule_state")
+            for w in (
+                "checkpoint_weights",
+                "state_weights",
+                "rule_state",
+                "state_blob",
+                "state_end",
+                "checkpoint_blob",
+                "checkpoint_end",
+            )
         )
+        memory = {
+            w: sum(reader.nbytes_stored(f"{s.group}/{w}") for s in reader.sites)
+            for w in ("read_logits", "read_id", "state_blob", "checkpoint_blob")
+        }
 
         def timed(fn) -> tuple[float, Any]:
             values, last = [], None
@@ -204,6 +226,7 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
                 "min_ratio": MIN_RATIO,
                 "ok": ratio >= MIN_RATIO,
                 "tokens_per_chat": tokens,
+                "turn_ms": {k: 1000 * tokens / v / cfg.turns for k, v in median.items()},
                 "turn_commit_ms_median": 1000 * statistics.median(commits),
                 "turn_commit_ms_max": 1000 * max(commits),
             },
@@ -212,6 +235,8 @@ def run_trace_bench(backbone: SpikingLM, cfg: TraceBenchConfig | None = None) ->
                 "bytes": total,
                 "bytes_per_token": total / reader.n_tokens,
                 "raster_bytes_per_token": raster / reader.n_tokens,
+                "bytes_per_turn": total / cfg.turns,
+                "memory_bytes": memory,
                 "checkpoint_and_state_bytes": checkpoints,
                 "checkpoints": int(reader.committed["checkpoints"]),
                 "encodings": _encodings(reader),

@@ -21,7 +21,13 @@ def bench_trace_cmd(
         int, typer.Option("--reply-tokens", min=1, help="Tokens generated per reply.")
     ] = 48,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs (median).")] = 3,
-    rule: Annotated[str, typer.Option("--rule", help="The adapter's learning rule.")] = "rstdp",
+    rule: Annotated[
+        str,
+        typer.Option(
+            "--rule",
+            help="detector_stdp: the context memory (the chat's default); else a readout rule.",
+        ),
+    ] = "detector_stdp",
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     output: Annotated[
@@ -59,9 +65,20 @@ def bench_trace_cmd(
         f"{o['turn_commit_ms_median']:.0f} ms median, {o['turn_commit_ms_max']:.0f} ms max"
     )
     out.print(
-        f"disk: {s['bytes_per_token']:.1f} bytes/token in all, spike rasters "
-        f"{s['raster_bytes_per_token']:.1f} bytes/token"
+        f"ms per turn: {o['turn_ms']['plain']:.1f} plain, {o['turn_ms']['recording']:.1f} "
+        f"recording ({o['tokens_per_chat'] / cfg.turns:.0f} tokens a turn)"
     )
+    out.print(
+        f"disk: {s['bytes_per_token']:.1f} bytes/token in all ({s['bytes_per_turn']:,.0f} "
+        f"bytes/turn), spike rasters {s['raster_bytes_per_token']:.1f} bytes/token"
+    )
+    m = s["memory_bytes"]
+    if any(m.values()):
+        out.print(
+            f"memory: logits rows {m['read_logits'] / s['tokens']:.1f} bytes/token, tokens "
+            f"{m['read_id'] / s['tokens']:.1f}, saved states {m['state_blob']:,} bytes, "
+            f"checkpoints {m['checkpoint_blob']:,} bytes ({s['checkpoints']} checkpoints)"
+        )
     enc = s["encodings"]
     parts = ", ".join(f"{k} {v:.1f}" for k, v in enc["bytes_per_token"].items())
     out.print(f"spike encodings (bytes/token, firing {enc['firing_fraction']:.2%}): {parts}")

@@ -127,8 +127,6 @@ def chat_cmd(
             spinner.update("loading the learning kernels (compiled once, then cached)")
             from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 
-            if record is not None and rule is None and adapter is None:
-                rule = "rstdp"  # traces cover the readout adapter; the memory is not recorded yet
             plastic = build_plastic_model(
                 lm,
                 rule=rule,

@@ -155,6 +155,9 @@ def _print(report: dict[str, Any]) -> None:
     )
     out.print(f"{o['bytes']:,} bytes on disk = {o['bytes_per_token']:,.1f} bytes/token")
     for key, s in o["sites"].items():
+        if s["kind"] == "memory":
+            _print_memory(out, key, s)
+            continue
         t, n_pre, n_post = s["raster_shape"]
         out.print(
             f"  {key} ({s['kind']}): {s['steps']:,} rule steps of [{t}x{n_pre}] pre + "
@@ -175,6 +178,9 @@ def _print(report: dict[str, Any]) -> None:
             f"{r['sparkline']}"
         )
     for key, entry in report.get("rates", {}).items():
+        if entry["kind"] == "memory":
+            _print_reading(out, key, entry["reading"])
+            continue
         for population in ("pre", "post"):
             if population not in entry:
                 continue
@@ -234,6 +240,60 @@ def _print(report: dict[str, Any]) -> None:
         )
     if "plot" in report:
         out.print(f"figure written to {report['plot']}")
+
+
+def _print_memory(out: Any, key: str, s: dict[str, Any]) -> None:
+    """A context memory's overview lines (see plastic.replay.memory_report)."""
+    import numpy as np
+
+    from plastic.replay.analysis import sparkline
+
+    out.print(
+        f"  {key} (memory): read {s['bytes_learnt']:,} bytes learnt from, "
+        f"{s['bytes_of_replies']:,} of replies, {s['bytes_read_not_learnt']:,} not learnt; "
+        f"{s['boundaries']} stream boundaries, {_count(s['credits'], 'credit')} "
+        f"(/good, /bad), {_count(s['undo_restores'], 'restore')}, "
+        f"{_count(s['caps'], 'cap check')}, "
+        f"{_count(s['drift_blends'], 'drift back-off')}, {_count(s['resets'], 'reset')}; "
+        f"{s['disk_bytes_per_token']:,.1f} bytes/token on disk"
+    )
+    rows = s["checkpoints"]
+    if s["start"] is not None:
+        st = s["start"]
+        out.print(f"    at the start: {st['detectors']:,} detectors, {st['synapses']:,} synapses")
+    if rows:
+        last = rows[-1]
+        detectors = np.array([r["detectors"] for r in rows], np.float64)
+        out.print(
+            f"    at checkpoint {last['checkpoint']} (turn record {last['turn']}): "
+            f"{last['detectors']:,} detectors, {last['synapses']:,} synapses, mixer norm "
+            f"{last['mixer_norm']:.4g}; detectors per checkpoint: {sparkline(detectors)}"
+        )
+    c = s["change"]
+    if c is not None:
+        out.print(
+            f"    since the start: +{c['detectors_created']:,} detectors, "
+            f"+{c['synapses_created']:,} synapses, mixer change {c['mixer_change']:.4g}, "
+            f"weight change {c['weight_change']:.4g} (||dW||_F, synapses and mixer)"
+        )
+
+
+def _print_reading(out: Any, key: str, r: dict[str, Any]) -> None:
+    """How a context memory predicted the user text (see memory_report.memory_reading)."""
+    if not r["learnt_bytes"]:
+        out.print(f"[bold]{key}[/] (memory): no learnt bytes (learning was off)")
+        return
+    bits = r["bits_per_byte"]
+    hits = ", ".join(f"{k}: {rate:.0%}" for k, rate in zip(r["orders"], r["hit_rate"], strict=True))
+    out.print(
+        f"[bold]{key}[/] (memory) on the {r['learnt_bytes']:,} learnt bytes: "
+        f"{bits['memory']:.4f} bits/byte, the backbone alone {bits['backbone']:.4f}; "
+        f"gate mean {r['gate_mean']:.3f}, last {r['gate_last']:.3f}"
+    )
+    out.print(f"  detector present, by order (bytes of context): {hits}")
+    out.print(f"  gate over the learnt bytes: {r['gate_sparkline']}")
+    if r["exact"] is False:
+        out.print("  (the replay did NOT reach the last checkpoint: figures may be off)")
 
 
 # How the overview line names each kind of turn record. "session" records are left out:

@@ -28,7 +28,10 @@ def replay_cmd(
     ] = None,
     sets: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Rule parameter key=value (repeatable)."),
+        typer.Option(
+            "--set",
+            help="Rule parameter KEY=V (repeatable); a context memory's own setting adapter.KEY=V.",
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Replay K times.")] = 1,
     closed_loop: Annotated[
@@ -54,6 +57,7 @@ def replay_cmd(
 
     from plastic.cli.chat.render import rich_progress
     from plastic.replay.export import check_out_dir
+    from plastic.replay.outcomes import replayed_values
     from plastic.replay.reader import TraceReader
 
     params = parse_sets(sets or [])
@@ -92,7 +96,7 @@ def replay_cmd(
             "exact": result.exact,
             "divergence": None if result.counterfactual else result.divergence_message(),
         }
-        replayed = {k: w.astype("float64") for k, w in result.weights().items()}
+        replayed = replayed_values(_layer_synapses(result.model))
         if out is not None:
             _save_out(result.model, out, summary)
         result.release()
@@ -122,7 +126,7 @@ def replay_cmd(
             summary["checkpoints"] = len(result.checkpoint_diffs)
             summary["max_abs_diff"] = result.max_abs_diff
             summary["final_diff"] = result.final_diff
-        replayed = {k: w.astype("float64") for k, w in result.weights().items()}
+        replayed = replayed_values(result.synapses)
         counterfactual = not result.exact
         backbone = None
         if out is not None:
@@ -153,6 +157,15 @@ def replay_cmd(
         raise TraceError(f"closed-loop replay {summary['divergence']}")
 
 
+def _layer_synapses(plastic_model: Any) -> dict[str, Any]:
+    """Every adapter layer's synapses, keyed "adapter/site"."""
+    return {
+        f"{name}/{site}": layer.synapses
+        for name, adapter in plastic_model.adapters.items()
+        for site, layer in adapter.layers.items()
+    }
+
+
 def _save_out(plastic_model: Any, out: Path, summary: dict[str, Any]) -> None:
     from plastic.replay.export import save_atomically
 
@@ -169,6 +182,8 @@ def _prepare_kernels(
 
     for session in reader.sessions[:1]:
         for config in session["adapters"].values():
+            if config.get("kind") == "memory":
+                continue  # its kernels load from the on-disk cache on its first read
             name = rule or config["rule"]
             base = dict(config.get("rule_params", {})) if name == config["rule"] else {}
             try:

@@ -153,6 +153,9 @@ class MemorySynapses:
         self.uses_reward = detector_stdp.uses_reward
         self.tables = memory.fresh_tables()
         self.eligibility = memory.fresh_eligibility()
+        # recorders (`plastic.plasticity.observers.SynapseObserver`): every operation that
+        # changes the tables is reported with its arguments, as PlasticSynapses does
+        self.observers: list[Any] = []
 
     # -- the weights as the engine sees them ----------------------------------------------
     w_min, w_max = 0.0, 1.0  # synapse bounds (soft: the rule never leaves them); mixer unbounded
@@ -203,13 +206,17 @@ class MemorySynapses:
         mixer = self.tables.mixer
         change = mixer.ravel() - ref_mix
         norm = float(np.linalg.norm(change))
-        if norm <= max_norm:
-            return None
-        mixer[...] = (ref_mix + change * (max_norm / norm)).reshape(mixer.shape)
-        return norm
+        capped = norm > max_norm
+        if capped:
+            mixer[...] = (ref_mix + change * (max_norm / norm)).reshape(mixer.shape)
+        for observer in self.observers:
+            observer.on_cap(reference, max_norm)
+        return norm if capped else None
 
     def blend(self, begin: np.ndarray, end: np.ndarray, fraction: float) -> None:
         """weights = begin + (end - begin) * fraction (the drift guard's back-off)."""
+        for observer in self.observers:
+            observer.on_blend(begin, end, fraction)
         begin_syn, begin_mix = self._split(begin)
         end_syn, end_mix = self._split(end)
         n_end = len(end_syn)
@@ -234,14 +241,21 @@ class MemorySynapses:
         return out
 
     def snapshot(self) -> SynapseSnapshot:
-        return SynapseSnapshot(self.weights, self.state_arrays())
+        snap = SynapseSnapshot(self.weights, self.state_arrays())
+        for observer in self.observers:
+            observer.on_snapshot(snap)
+        return snap
 
     def restore(self, snap: SynapseSnapshot) -> None:
-        self.load(None, snap.rule_state)
+        self._set_state(None, snap.rule_state)
+        for observer in self.observers:
+            observer.on_restore(snap)
 
     def reset(self) -> None:
         self.tables = self.memory.fresh_tables()
         self.eligibility = self.memory.fresh_eligibility()
+        for observer in self.observers:
+            observer.on_reset()
 
     def expected_weights_shape(self, rule_state: Mapping[str, np.ndarray]) -> tuple[int, ...]:
         """The shape of the saved `weights` vector that goes with `rule_state`."""
@@ -251,6 +265,11 @@ class MemorySynapses:
 
     def load(self, weights: np.ndarray | None, rule_state: Mapping[str, Any]) -> None:
         """Tables from saved arrays (checked: sizes, dtypes, links, bounds), exactly."""
+        self._set_state(weights, rule_state)
+        for observer in self.observers:
+            observer.on_load()
+
+    def _set_state(self, weights: np.ndarray | None, rule_state: Mapping[str, Any]) -> None:
         self.tables = checked_tables(self.memory, rule_state)
         if weights is not None:
             syn, mix = self._split(np.asarray(weights, np.float64))
@@ -271,8 +290,12 @@ class MemorySynapses:
     def reward(self, value: float) -> None:
         """Credit the last reply (see detector_stdp.apply_reward)."""
         reply = self.eligibility.reply
-        if reply.size == 0:
-            return
+        if reply.size:
+            self._credit(value, reply)
+        for observer in self.observers:
+            observer.on_reward(value)
+
+    def _credit(self, value: float, reply: np.ndarray) -> None:
         if not self.memory.full:  # room for every byte's detectors and synapses
             k = len(self.memory.settings.orders)
             self.tables = grown(
@@ -391,6 +414,10 @@ class MemoryLayer:
         # the mixer's teaching byte per learnt token, from the tokens (None: the tokens
         # themselves; `plastic bench adapt`'s sham shuffles them)
         self.teacher: Callable[[np.ndarray], np.ndarray] | None = None
+        # recorders of the live reads (`on_read(tokens, logits, learn, generating)` before
+        # a read rewrites the logits, `on_forget()`): with the synapses' observers, all
+        # that the memory's learning depends on (plastic.replay.memory_tap)
+        self.observers: list[Any] = []
 
     # -- construction ------------------------------------------------------------------------
     def fresh_tables(self) -> MemoryTables:
@@ -451,6 +478,8 @@ class MemoryLayer:
 
         tokens = np.asarray(ids, np.int64)
         if live:
+            for observer in self.observers:
+                observer.on_read(tokens, logits, learn, generating)
             reading = self.live
             if generating:
                 self._keep_reply(tokens)
@@ -538,6 +567,8 @@ class MemoryLayer:
         """A stream boundary: nothing pairs across it, the delay line is empty."""
         self.restart(self.live)
         self.scored.clear()
+        for observer in self.observers:
+            observer.on_forget()
 
     def gate(self) -> float:
         """The conversation's gate g in [0, 1] now."""

@@ -129,8 +129,13 @@ def network_report(
 
 
 def rates_report(reader: TraceReader, sites: list[S.SiteSpec], top_k: int = 5) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for spec in sites:
+        if spec.kind == "memory":  # no spiking population: how it predicted the user text
+            from plastic.replay.memory_report import memory_reading
+
+            out[spec.key] = {"kind": "memory", "reading": memory_reading(reader, spec)}
+            continue
         entry = {"kind": spec.kind, "pre": population_rates(reader, spec, "pre").summary(top_k)}
         if spec.kind == "residual":
             entry["post"] = population_rates(reader, spec, "post").summary(top_k)
@@ -223,7 +228,14 @@ def weights_report(reader: TraceReader, sites: list[S.SiteSpec]) -> dict[str, An
     seen: dict[int, dict[str, np.ndarray]] = {}
 
     def grab(event: int, synapses: dict[str, Any]) -> None:
-        seen[event] = {spec.key: synapses[spec.key].weights.copy() for spec in sites}
+        seen[event] = {
+            spec.key: (
+                synapses[spec.key].state_arrays()
+                if spec.kind == "memory"
+                else synapses[spec.key].weights.copy()
+            )
+            for spec in sites
+        }
 
     OpenLoopReplay(reader, ReplayOptions(at_events=tuple(at), at_event=grab)).run()
     per_site: dict[str, Any] = {}
@@ -233,14 +245,13 @@ def weights_report(reader: TraceReader, sites: list[S.SiteSpec]) -> dict[str, An
             a, b = seen.get(int(starts[i])), seen.get(int(ends[i]))
             if a is None or b is None:
                 continue
-            diff = b[spec.key].astype(np.float64) - a[spec.key]
-            norms.append(
-                {
-                    "turn": i,
-                    "kind": S.TURN_NAMES[int(kinds[i])],
-                    "norm": float(np.linalg.norm(diff)),
-                }
-            )
+            if spec.kind == "memory":
+                from plastic.replay.memory_report import weight_change
+
+                norm = weight_change(b[spec.key], a[spec.key])
+            else:
+                norm = float(np.linalg.norm(b[spec.key].astype(np.float64) - a[spec.key]))
+            norms.append({"turn": i, "kind": S.TURN_NAMES[int(kinds[i])], "norm": norm})
         values = np.array([n["norm"] for n in norms])
         per_site[spec.key] = {
             "turns": norms,
@@ -262,6 +273,11 @@ def overview(reader: TraceReader) -> dict[str, Any]:
     n = max(reader.n_tokens, 1)
     sites = {}
     for spec in reader.sites:
+        if spec.kind == "memory":
+            from plastic.replay.memory_report import memory_overview
+
+            sites[spec.key] = memory_overview(reader, spec)
+            continue
         raster = reader.nbytes_stored(f"{spec.group}/pre") + reader.nbytes_stored(
             f"{spec.group}/post"
         )

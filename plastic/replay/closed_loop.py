@@ -147,6 +147,11 @@ def build_model(
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
     model = PlasticModel(backbone, guards=guards)
     for name, config in session["adapters"].items():
+        if config.get("kind") == "memory":  # its own settings (plastic.replay.memory_replay)
+            from plastic.replay.memory_replay import memory_config
+
+            model.add_adapter(name, memory_config(config, rule, params or {}))
+            continue
         # a key the recording did not know takes the value of the behaviour it recorded
         data = {**BEHAVIOUR_BEFORE_KEY, **dict(config)}
         if rule is not None and rule != data["rule"]:
@@ -159,12 +164,16 @@ def build_model(
             syn = model.adapters[spec.adapter].layers[spec.site].synapses
             recorded_rule = session["adapters"][spec.adapter]["rule"]
             weights, state = reader.state(spec, int(session["state"]), recorded_rule)
-            weights = np.clip(weights, syn.w_min, syn.w_max)
-            if syn.rule.name == recorded_rule:
+            adapter = model.adapters[spec.adapter]
+            if spec.kind == "memory":
+                from plastic.replay.memory_replay import load_start
+
+                load_start(syn, state, bool(params))
+            elif syn.rule.name == recorded_rule:
+                weights = np.clip(weights, syn.w_min, syn.w_max)
                 syn.load(weights, state)
             else:
-                syn.weights[...] = weights
-            adapter = model.adapters[spec.adapter]
+                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
             context = reader.context_state(spec, int(session["state"]))
             layer = adapter.layers[spec.site]
             if context is not None and isinstance(layer, ReadoutLayer):
@@ -194,6 +203,12 @@ def closed_loop(
     if not reader.sessions:
         raise TraceError(f"{reader.path}: no committed session: nothing to replay")
     model = build_model(reader, backbone, rule=rule, params=params)
+    for spec in reader.sites:
+        if spec.kind == "memory":  # boundaries from outside the token stream (/reset)
+            from plastic.replay.memory_replay import ForgetSync
+
+            layer = model.adapters[spec.adapter].layers[spec.site]
+            layer.observers.append(ForgetSync(reader, spec, layer))
     engine = model.engine
     ids = reader.read("tokens/id").astype(np.int64)
     flags = reader.read("tokens/flags")
@@ -278,6 +293,13 @@ def _diffs(reader: TraceReader, result: ClosedLoopResult, point: Any) -> dict[st
     weights = result.weights()
     out = {}
     for spec in reader.sites:
+        if spec.kind == "memory":
+            from plastic.replay.memory_state import max_abs_diff
+
+            layer = result.model.adapters[spec.adapter].layers[spec.site]
+            mine = layer.synapses.state_arrays()
+            out[spec.key] = max_abs_diff(mine, reader.memory_checkpoint(spec, point.index))
+            continue
         recorded = reader.checkpoint_weights(spec, point.index)
         out[spec.key] = float(np.abs(weights[spec.key].astype(np.float64) - recorded).max())
     return out
@@ -291,5 +313,7 @@ def _is_counterfactual(reader: TraceReader, model: PlasticModel) -> bool:
         if config.get("rule") != adapter.config.rule:
             return True
         if dict(config.get("rule_params", {})) != dict(adapter.config.rule_params):
+            return True
+        if dict(config.get("kind_params") or {}) != dict(adapter.config.kind_params or {}):
             return True
     return False

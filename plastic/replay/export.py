@@ -30,6 +30,9 @@ def load_into(model: PlasticModel, synapses: Mapping[str, PlasticSynapses]) -> N
     for key, syn in synapses.items():
         adapter, site = key.split("/", 1)
         target = model.adapters[adapter].layers[site].synapses
+        if getattr(target, "tables", None) is not None:  # a context memory: its whole state
+            target.load(None, syn.state_arrays())
+            continue
         if target.rule.name != syn.rule.name:
             raise TraceError(f"internal: {key} replayed with {syn.rule.name}, model has another")
         target.load(syn.weights.copy(), syn.state_arrays())

@@ -5,7 +5,10 @@ A counterfactual replay answers "what would this rule have learnt from this chat
 final weights are compared with the recorded final weights (the trace's last checkpoint)
 and with the session's start weights, and the text the user typed in the recorded chat
 (every observed token, in order, at most MAX_TEXT_BYTES of it) is scored three ways:
-the replayed weights, the recorded weights, the frozen backbone. Scoring reads the text
+the replayed weights, the recorded weights, the frozen backbone. A context memory's
+weights are its whole state (`MemorySynapses.state_arrays`): its distances match synapses
+by (detector key, byte) and add the mixer (`plastic.replay.memory_state.distance`).
+Scoring reads the text
 once with the backbone (`backbone_pass`) and scores each weight set over that pass
 (`scored_bits`: exact for readout adapters), from a fresh state, learning nothing; every
 adapter keeps the context signature the session started with, so the two weight sets
@@ -37,13 +40,27 @@ def recorded_user_text(reader: TraceReader) -> bytes:
     return observed.astype(np.uint8).tobytes()[:MAX_TEXT_BYTES]
 
 
-def start_weights(reader: TraceReader) -> dict[str, np.ndarray]:
-    """Every site's weights when the first recorded session started."""
+def replayed_values(synapses: Mapping[str, Any]) -> dict[str, Any]:
+    """Per site ("adapter/site") what the figures compare: the weights (float64), or a
+    context memory's whole state."""
+    out: dict[str, Any] = {}
+    for key, syn in synapses.items():
+        if getattr(syn, "tables", None) is not None:
+            out[key] = syn.state_arrays()
+        else:
+            syn.sync()
+            out[key] = syn.weights.astype(np.float64)
+    return out
+
+
+def start_weights(reader: TraceReader) -> dict[str, Any]:
+    """Every site's weights (a memory: its state) when the first recorded session started."""
     session = reader.sessions[0]
-    out = {}
+    out: dict[str, Any] = {}
     for spec in reader.sites:
         rule = session["adapters"][spec.adapter]["rule"]
-        out[spec.key] = reader.state(spec, int(session["state"]), rule)[0].astype(np.float64)
+        weights, state = reader.state(spec, int(session["state"]), rule)
+        out[spec.key] = state if spec.kind == "memory" else weights.astype(np.float64)
     return out
 
 
@@ -54,7 +71,12 @@ def recorded_final_weights(reader: TraceReader) -> dict[str, np.ndarray] | None:
         return None
     last = checkpoints[-1].index
     return {
-        spec.key: reader.checkpoint_weights(spec, last).astype(np.float64) for spec in reader.sites
+        spec.key: (
+            reader.memory_checkpoint(spec, last)
+            if spec.kind == "memory"
+            else reader.checkpoint_weights(spec, last).astype(np.float64)
+        )
+        for spec in reader.sites
     }
 
 
@@ -67,6 +89,9 @@ def weight_figures(
     distance to the recorded final weights (Frobenius and max abs)."""
     out: dict[str, dict[str, float]] = {}
     for key, w in replayed.items():
+        if isinstance(w, Mapping):  # a context memory's state
+            out[key] = _memory_figures(start[key], None if recorded is None else recorded[key], w)
+            continue
         w = np.asarray(w, np.float64)
         row = {"replayed_change": float(np.linalg.norm(w - start[key]))}
         if recorded is not None:
@@ -75,6 +100,16 @@ def weight_figures(
             row["max_abs_diff_to_recorded"] = float(np.abs(w - recorded[key]).max())
         out[key] = row
     return out
+
+
+def _memory_figures(start: Any, recorded: Any, replayed: Any) -> dict[str, float]:
+    from plastic.replay.memory_state import distance
+
+    row = {"replayed_change": distance(replayed, start)[0]}
+    if recorded is not None:
+        row["recorded_change"] = distance(recorded, start)[0]
+        row["distance_to_recorded"], row["max_abs_diff_to_recorded"] = distance(replayed, recorded)
+    return row
 
 
 def text_figures(
@@ -92,8 +127,9 @@ def text_figures(
     from plastic.replay.closed_loop import build_model
 
     data = recorded_user_text(reader)
-    if not data or any(spec.kind != "readout" for spec in reader.sites):
+    if not data or any(spec.kind not in ("readout", "memory") for spec in reader.sites):
         return None
+    memory = any(spec.kind == "memory" for spec in reader.sites)
     sites = tuple(sorted({spec.site for spec in reader.sites}))
     bpass = backbone_pass(backbone, data, sites)
     prepared = ScoringPass.of(bpass)
@@ -102,10 +138,18 @@ def text_figures(
         "frozen_bits_per_byte": float(bpass.frozen_bits().sum()) / len(data),
     }
     for name, weights in weight_sets.items():
-        model = build_model(reader, backbone, rule=rule, params=params)
+        # a memory's recorded state is read with its recorded settings (changed ones may
+        # not fit its tables, e.g. other orders)
+        own = memory and name == "recorded"
+        model = build_model(
+            reader, backbone, rule=None if own else rule, params=None if own else params
+        )
         try:
             for spec in reader.sites:
                 syn = model.adapters[spec.adapter].layers[spec.site].synapses
+                if spec.kind == "memory":
+                    syn.load(None, weights[spec.key])
+                    continue
                 syn.weights[...] = np.clip(weights[spec.key], syn.w_min, syn.w_max)
             bits = scored_bits(model, prepared)
         finally:

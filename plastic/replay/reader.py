@@ -100,11 +100,8 @@ class TraceReader:
                     self._need(f"{group}/{name}", int(c[group]))
             for site in self.sites:
                 counts = c["sites"][f"site{site.index}"]
-                for name in ("pre", "post", "token"):
-                    self._need(f"{site.group}/{name}", int(counts["steps"]))
-                self._need(f"{site.group}/flush_rows", int(counts["rows"]))
-                self._need(f"{site.group}/checkpoint_weights", int(c["checkpoints"]))
-                self._need(f"{site.group}/state_weights", int(c["states"]))
+                for name, n in site.committed_lengths(counts, c).items():
+                    self._need(f"{site.group}/{name}", n)
         except (KeyError, TypeError, ValueError) as exc:
             raise TraceError(f"{self.path}: bad commit marker ({exc})") from None
 
@@ -205,14 +202,12 @@ class TraceReader:
             return int(c["tokens"])
         if parts[0] == "sites":
             counts = c["sites"][parts[1]]
-            name = parts[2]
-            if name in ("pre", "post", "token"):
-                return int(counts["steps"])
-            if name == "flush_rows":
-                return int(counts["rows"])
-            if name == "checkpoint_weights":
-                return int(c["checkpoints"])
-            return int(c["states"])  # state_weights, rule_state/...
+            spec = next((s for s in self.sites if s.group == f"sites/{parts[1]}"), None)
+            if spec is not None and len(parts) == 3:
+                lengths = spec.committed_lengths(counts, c)
+                if parts[2] in lengths:
+                    return lengths[parts[2]]
+            return int(c["states"])  # rule_state/..., reward_state/..., context/...
         raise TraceError(f"{self.path}: unknown array {path!r}")
 
     def site(self, name: str) -> SiteSpec:
@@ -272,12 +267,30 @@ class TraceReader:
         return [Checkpoint(k, int(e), int(t)) for k, (e, t) in enumerate(pairs)]
 
     def checkpoint_weights(self, site: SiteSpec, index: int) -> np.ndarray:
+        """The weights at checkpoint `index` (a memory: its weight vector, see
+        `memory_checkpoint` for its whole state)."""
+        if site.kind == "memory":
+            from plastic.replay.memory_state import weights_vector
+
+            return weights_vector(self.memory_checkpoint(site, index))
         return self._row(f"{site.group}/checkpoint_weights", index)
 
+    def memory_checkpoint(self, site: SiteSpec, index: int) -> dict[str, np.ndarray]:
+        """A context memory's state arrays at checkpoint `index`."""
+        from plastic.replay.memory_state import read_record, split_record
+
+        return split_record(read_record(self, site, "checkpoint", index))[0]
+
     def state(self, site: SiteSpec, index: int, rule: str) -> tuple[np.ndarray, dict[str, Any]]:
-        """Weights and the rule's state arrays of saved state `index` (under `rule`)."""
+        """Weights and the rule's state arrays of saved state `index` (under `rule`; a
+        memory: its weight vector and its state arrays)."""
         if index >= int(self.committed["states"]):
             raise TraceError(f"{self.path}: saved state {index} is past the last commit")
+        if site.kind == "memory":
+            from plastic.replay.memory_state import read_record, split_record, weights_vector
+
+            state = split_record(read_record(self, site, "state", index))[0]
+            return weights_vector(state), state
         weights = self._row(f"{site.group}/state_weights", index)
         group = f"{site.group}/rule_state/{rule}"
         if group not in self.root:
@@ -298,6 +311,12 @@ class TraceReader:
         return self._state_group(site, "reward_state", index)
 
     def _state_group(self, site: SiteSpec, sub: str, index: int) -> dict[str, np.ndarray] | None:
+        if site.kind == "memory":  # its reward states travel in its state blobs
+            if sub != "reward_state" or index >= int(self.committed["states"]):
+                return None
+            from plastic.replay.memory_state import read_record, split_record
+
+            return split_record(read_record(self, site, "state", index))[1]
         group = f"{site.group}/{sub}"
         if index >= int(self.committed["states"]) or group not in self.root:
             return None

@@ -78,6 +78,7 @@ class SiteTap(SynapseObserver):
         self._new_buffers()
         self._rows: list[np.ndarray] = []
         self._slots: dict[int, int] = {}  # id(array) -> slot (snapshots and marks)
+        self._snapshot_slots: set[int] = set()  # the slots that hold whole snapshots
         self._next_slot = 0
 
     def _new_buffers(self) -> None:
@@ -121,11 +122,13 @@ class SiteTap(SynapseObserver):
         self.rows += len(rows)
 
     def on_snapshot(self, snap: SynapseSnapshot) -> None:
-        self._event(S.SNAPSHOT, self._new_slot(snap.weights))
+        slot = self._new_slot(snap.weights)
+        self._snapshot_slots.add(slot)
+        self._event(S.SNAPSHOT, slot)
 
     def on_restore(self, snap: SynapseSnapshot) -> None:
         slot = self._slots.get(id(snap.weights))
-        if slot is None:
+        if slot not in self._snapshot_slots:  # never seen, or only its weights (a mark)
             self.recorder._load_state(self)  # a snapshot we never saw: record the result
         else:
             self._event(S.RESTORE, slot)
@@ -178,6 +181,7 @@ class SiteTap(SynapseObserver):
         id now (atomic), log the DROP from the recording thread (see TraceRecorder._event)."""
         if self._slots.get(key) == slot:
             del self._slots[key]
+        self._snapshot_slots.discard(slot)
         self.recorder._drops.append((self.index, slot))
 
     # -- to the writer --------------------------------------------------------------
@@ -317,9 +321,15 @@ class TraceRecorder(LearningObserver):
         self.taps: list[SiteTap] = []
         for spec in specs:
             adapter = model.adapters[spec.adapter]
-            tap = SiteTap(self, spec, adapter.layers[spec.site].synapses, adapter)
+            tap_class = SiteTap
+            if spec.kind == "memory":
+                from plastic.replay.memory_tap import MemoryTap as tap_class
+            tap = tap_class(self, spec, adapter.layers[spec.site].synapses, adapter)
             c = self.committed["sites"][f"site{spec.index}"]
             tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
+            if spec.kind == "memory":
+                tap.state_bytes = int(c["state_bytes"])
+                tap.checkpoint_bytes = int(c["checkpoint_bytes"])
             self.taps.append(tap)
         self._adapter = next(iter(model.adapters.values()))
         self.network = NetworkTap(self, model, self.tokens)
@@ -337,7 +347,10 @@ class TraceRecorder(LearningObserver):
             self._lock.release()
             raise
         for tap in self.taps:
-            tap.synapses.observers.append(tap)
+            if tap.spec.kind == "memory":
+                tap.attach()
+            else:
+                tap.synapses.observers.append(tap)
         model.observers.append(self)
 
     @classmethod
@@ -382,7 +395,9 @@ class TraceRecorder(LearningObserver):
         """Save the initial and start states of every site, log the session, commit."""
         continues = self.checkpoint_count > 0
         for tap in self.taps:
-            if continues:
+            if continues and tap.spec.kind == "memory":
+                continues = tap.matches_checkpoint(self.checkpoint_count - 1)
+            elif continues:
                 group = tap.spec.group
                 last = self.root[f"{group}/checkpoint_weights"][self.checkpoint_count - 1]
                 continues = continues and np.array_equal(np.asarray(last), tap.synapses.weights)
@@ -414,6 +429,10 @@ class TraceRecorder(LearningObserver):
         override: weights to save for some sites."""
         index = self.state_count
         for tap in self.taps:
+            if tap.spec.kind == "memory":  # a variable-size state: one blob
+                weights = None if override is None else override.get(tap.index)
+                tap.save_state(initial=initial, weights=weights)
+                continue
             syn = tap.synapses
             group, rule = tap.spec.group, syn.rule.name
             if initial:
@@ -595,6 +614,9 @@ class TraceRecorder(LearningObserver):
 
     def _checkpoint(self) -> None:
         for tap in self.taps:
+            if tap.spec.kind == "memory":
+                tap.save_checkpoint()
+                continue
             weights = tap.synapses.weights
             self.writer.append(f"{tap.spec.group}/checkpoint_weights", weights[None].copy())
         self.writer.append("checkpoints/event", np.asarray([self.events], np.int64))
@@ -609,7 +631,7 @@ class TraceRecorder(LearningObserver):
             "turns": self.turn_count,
             "checkpoints": self.checkpoint_count,
             "states": self.state_count,
-            "sites": {f"site{t.index}": {"steps": t.steps, "rows": t.rows} for t in self.taps},
+            "sites": {f"site{t.index}": _site_counts(t) for t in self.taps},
         }
 
     def commit(self) -> None:
@@ -625,7 +647,9 @@ class TraceRecorder(LearningObserver):
         finally:
             self.closed = True
             for tap in self.taps:
-                if tap in tap.synapses.observers:
+                if tap.spec.kind == "memory":
+                    tap.detach()
+                elif tap in tap.synapses.observers:
                     tap.synapses.observers.remove(tap)
             if self in self.model.observers:
                 self.model.observers.remove(self)
@@ -636,14 +660,25 @@ class TraceRecorder(LearningObserver):
                 self._lock.release()
 
 
+def _site_counts(tap: SiteTap) -> dict[str, int]:
+    """A site's commit counts (a memory's also count its state blobs' bytes)."""
+    if tap.spec.kind == "memory":
+        return tap.commit_counts()  # type: ignore[attr-defined]
+    return {"steps": tap.steps, "rows": tap.rows}
+
+
 def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
     specs = []
     for name, adapter in model.adapters.items():
         for site, layer in adapter.layers.items():
+            if layer.kind == "memory":  # reads and variable-size states (memory_tap)
+                vocab = model.config.vocab_size
+                specs.append(S.SiteSpec(len(specs), name, site, "memory", 0, vocab, 0))
+                continue
             if layer.weights.ndim != 2:
                 raise ConfigError(
-                    f"adapter {name!r} ({layer.kind}) is not recorded yet: traces cover "
-                    "readout and residual adapters (e.g. --rule rstdp)"
+                    f"adapter {name!r} ({layer.kind}) cannot be recorded: traces cover "
+                    "readout, residual and memory adapters"
                 )
             n_pre, n_post = layer.weights.shape
             t = layer.pre.shape[0]

@@ -16,6 +16,10 @@ replay's own snapshots); loads of saved states (operations the log could not exp
 are skipped and counted. Later sessions that did not continue the previous one's
 weights restart from their recorded start. `epochs > 1` replays the log again from the
 weights reached (consolidation), without reloading session starts.
+
+A context memory's site (kind "memory") replays its recorded reads through
+`MemoryLayer.read` (`plastic.replay.memory_replay`) and compares whole states at the
+checkpoints; its counterfactuals change its settings (`--set`), not its rule.
 """
 
 from __future__ import annotations
@@ -140,6 +144,13 @@ class OpenLoopReplay:
         """(Re)build every site's synapses at a session start from its recorded states."""
         reader, opts = self.reader, self.options
         for spec in reader.sites:
+            if spec.kind == "memory":
+                from plastic.replay.memory_replay import build_synapses
+
+                syn, loaded = build_synapses(reader, spec, session, opts.rule, opts.params)
+                self.skipped_loads += 0 if loaded else 1
+                self.synapses[spec.key] = syn  # type: ignore[assignment]
+                continue
             rule, params, backend = site_rule(reader, spec, session)
             new_rule = opts.rule or rule
             if new_rule != rule:
@@ -170,7 +181,14 @@ class OpenLoopReplay:
         total_steps = 0
         t0 = time.perf_counter()
         for epoch in range(opts.epochs):
-            rasters = {i: _Rasters(reader, spec) for i, spec in specs.items()}
+            rasters: dict[int, Any] = {}
+            for i, spec in specs.items():
+                if spec.kind == "memory":
+                    from plastic.replay.memory_replay import RecordedReads
+
+                    rasters[i] = RecordedReads(reader, spec)
+                else:
+                    rasters[i] = _Rasters(reader, spec)
             slots: dict[int, dict[int, Any]] = {i: {} for i in specs}
             pending = list(checkpoints) if (opts.verify and epoch == 0) else []
             marks = sorted(opts.at_events) if (opts.at_event and epoch == 0) else []
@@ -226,6 +244,14 @@ class OpenLoopReplay:
         if spec is None:
             raise TraceError(f"{self.reader.path}: an event names unknown site {site}")
         syn = self.synapses[spec.key]
+        if kind == S.MEMORY_READ:
+            from plastic.replay.memory_replay import apply_read
+
+            apply_read(syn, rasters[site], a, b, int(value))  # type: ignore[arg-type]
+            return b
+        if kind == S.FORGET:
+            syn.memory.forget_context()  # type: ignore[attr-defined]
+            return 0
         if kind == S.STEP:
             pre, post = rasters[site].get(a)
             syn.step(pre, post)
@@ -259,7 +285,7 @@ class OpenLoopReplay:
             syn.reset()
         elif kind == S.LOAD:
             if self.exact:
-                rule = syn.rule.name
+                rule = "detector_stdp" if spec.kind == "memory" else syn.rule.name
                 weights, state = self.reader.state(spec, a, rule)
                 syn.load(weights, state)
             else:
@@ -279,6 +305,13 @@ class OpenLoopReplay:
     def _compare(self, checkpoint: Any) -> dict[str, float]:
         out = {}
         for spec in self.reader.sites:
+            if spec.kind == "memory":
+                from plastic.replay.memory_state import max_abs_diff
+
+                recorded_state = self.reader.memory_checkpoint(spec, checkpoint.index)
+                mine_state = self.synapses[spec.key].state_arrays()
+                out[spec.key] = max_abs_diff(mine_state, recorded_state)
+                continue
             recorded = self.reader.checkpoint_weights(spec, checkpoint.index)
             mine = self.synapses[spec.key].weights
             out[spec.key] = float(np.max(np.abs(mine.astype(np.float64) - recorded)))

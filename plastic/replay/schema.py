@@ -19,6 +19,16 @@ A trace store is a Zarr v3 group (documented for users in docs/trace-format.md):
     sites/site<i>/context/<key>            [state, ...]  (a readout's context signature)
     sites/site<i>/reward_state/<key>       [state, ...]  (the adapter's reward sources)
 
+A context memory's site (kind "memory") holds instead what its reads were given and its
+variable-size state (`plastic.replay.memory_state`):
+
+    sites/site<i>/read_id          uint16 [read]           tokens of the live reads
+    sites/site<i>/read_logits      float32 [read, vocab]   the logits each read was given
+    sites/site<i>/state_blob       uint8 [state_byte]      saved states, one safetensors
+    sites/site<i>/state_end        int64 [state]             blob each (its end offset)
+    sites/site<i>/checkpoint_blob  uint8 [checkpoint_byte] checkpoints, likewise
+    sites/site<i>/checkpoint_end   int64 [checkpoint]
+
 Every array is appended along its first axis. The root attribute `committed` holds the
 length of every array at the last commit (written after the chunks): readers clip to it,
 so a store whose writer was killed reads as it was at its last commit.
@@ -40,6 +50,9 @@ SNAPSHOT, RESTORE, DROP = 4, 5, 6
 CAP, MARK, BLEND, RESET, LOAD = 7, 8, 9, 10, 11
 TURN_BEGIN, TURN_END, FEEDBACK, UNDO, ENGINE_RESET, SESSION = 12, 13, 14, 15, 16, 17
 SCALE = 18
+MEMORY_READ, FORGET = 19, 20  # a context memory's live read (a: first read row, b: rows,
+# value: READ_LEARN | READ_GENERATING), and its stream boundary (forget_context)
+READ_LEARN, READ_GENERATING = 1, 2
 EVENT_NAMES = {
     STEP: "step",
     REWARD: "reward",
@@ -60,6 +73,8 @@ EVENT_NAMES = {
     ENGINE_RESET: "engine_reset",
     SESSION: "session",
     SCALE: "scale",
+    MEMORY_READ: "memory_read",
+    FORGET: "forget",
 }
 
 # turns/kind
@@ -147,10 +162,10 @@ class SiteSpec:
     index: int
     adapter: str
     site: str
-    kind: str  # "readout" or "residual"
-    n_pre: int
-    n_post: int
-    timesteps: int  # rows of the pre/post rasters passed to each rule step
+    kind: str  # "readout", "residual" or "memory"
+    n_pre: int  # (memory: 0)
+    n_post: int  # (memory: the vocabulary, the width of its logits rows)
+    timesteps: int  # rows of the pre/post rasters passed to each rule step (memory: 0)
 
     @property
     def key(self) -> str:
@@ -162,6 +177,8 @@ class SiteSpec:
 
     def arrays(self) -> dict[str, tuple[tuple[int, ...], ArraySpec]]:
         """Array name -> (shape after axis 0, spec)."""
+        if self.kind == "memory":
+            return memory_arrays(self.n_post)
         t, n_pre, n_post = self.timesteps, self.n_pre, self.n_post
         w_chunk = max(1, min(16, (8 << 20) // max(4 * n_pre * n_post, 1)))
         return {
@@ -180,6 +197,26 @@ class SiteSpec:
                 (n_pre, n_post),
                 ArraySpec("float32", ("state", "pre_neuron", "post_neuron"), w_chunk),
             ),
+        }
+
+    def committed_lengths(self, counts: dict[str, Any], committed: dict[str, Any]) -> dict:
+        """Array name -> committed rows, from the site's commit counts and the store's."""
+        if self.kind == "memory":
+            return {
+                "read_id": int(counts["steps"]),
+                "read_logits": int(counts["steps"]),
+                "state_blob": int(counts.get("state_bytes", 0)),
+                "state_end": int(committed["states"]),
+                "checkpoint_blob": int(counts.get("checkpoint_bytes", 0)),
+                "checkpoint_end": int(committed["checkpoints"]),
+            }
+        return {
+            "pre": int(counts["steps"]),
+            "post": int(counts["steps"]),
+            "token": int(counts["steps"]),
+            "flush_rows": int(counts["rows"]),
+            "checkpoint_weights": int(committed["checkpoints"]),
+            "state_weights": int(committed["states"]),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,6 +241,22 @@ class SiteSpec:
             int(data["n_post"]),
             int(data["timesteps"]),
         )
+
+
+MEMORY_READ_CHUNK = 64  # logits rows per chunk (a partial chunk is rewritten per commit)
+BLOB_CHUNK = 1 << 18
+
+
+def memory_arrays(vocab: int) -> dict[str, tuple[tuple[int, ...], ArraySpec]]:
+    """The arrays of a context memory's site (see the module docstring)."""
+    return {
+        "read_id": ((), ArraySpec("uint16", ("read",), TOKEN_CHUNK)),
+        "read_logits": ((vocab,), ArraySpec("float32", ("read", "vocab"), MEMORY_READ_CHUNK)),
+        "state_blob": ((), ArraySpec("uint8", ("state_byte",), BLOB_CHUNK)),
+        "state_end": ((), ArraySpec("int64", ("state",), 4096, -1)),
+        "checkpoint_blob": ((), ArraySpec("uint8", ("checkpoint_byte",), BLOB_CHUNK)),
+        "checkpoint_end": ((), ArraySpec("int64", ("checkpoint",), 4096, -1)),
+    }
 
 
 def rule_state_dims(key: str, shape: tuple[int, ...], site: SiteSpec) -> tuple[str, ...]:

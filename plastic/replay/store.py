@@ -111,8 +111,16 @@ def clear_unfinished(path: Path, keep: str) -> None:
 
 def empty_commit(sites: list[SiteSpec]) -> dict[str, Any]:
     out: dict[str, Any] = {group: 0 for group in GROUPS}
-    out["sites"] = {f"site{s.index}": {"steps": 0, "rows": 0} for s in sites}
+    out["sites"] = {f"site{s.index}": empty_site_counts(s) for s in sites}
     return out
+
+
+def empty_site_counts(site: SiteSpec) -> dict[str, int]:
+    """A site's commit counts before anything is recorded."""
+    counts = {"steps": 0, "rows": 0}
+    if site.kind == "memory":
+        counts.update(state_bytes=0, checkpoint_bytes=0)
+    return counts
 
 
 def ensure_state_arrays(
@@ -170,15 +178,7 @@ def truncate_to_commit(root: Any, sites: list[SiteSpec]) -> dict[str, Any]:
             _resize(root[f"{group}/{name}"], n)
     for site in sites:
         counts = committed["sites"][f"site{site.index}"]
-        lengths = {
-            "pre": counts["steps"],
-            "post": counts["steps"],
-            "token": counts["steps"],
-            "flush_rows": counts["rows"],
-            "checkpoint_weights": committed["checkpoints"],
-            "state_weights": committed["states"],
-        }
-        for name, n in lengths.items():
+        for name, n in site.committed_lengths(counts, committed).items():
             _resize(root[f"{site.group}/{name}"], int(n))
         if f"{site.group}/rule_state" in root:
             for _, array in root[f"{site.group}/rule_state"].arrays():

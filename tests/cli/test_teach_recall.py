@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from plastic.cli.app import app
 from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
-from tests.cli.test_errors import assert_one_line_error, run_main
 
 FACTS = [
     ("The capital of Zorbania is", "Quillnip"),
@@ -42,19 +41,21 @@ def test_taught_facts_are_recalled_and_none_overwrites_another(tmp_path: Path) -
         assert answer not in text
 
 
-def test_recording_the_memory_is_refused_in_one_line_and_record_alone_records(
-    tmp_path: Path, small_model_dir: Path, capsys
+def test_chat_learn_record_records_the_memory_and_replay_verifies_it(
+    tmp_path: Path, small_model_dir: Path
 ) -> None:
-    """Traces do not cover the memory yet: `--learn --rule detector_stdp --record` says so in
-    one line (exit 1); `--record` alone attaches the readout adapter and records."""
+    """`plastic chat --learn --record` records the default adapter (the memory); the trace
+    replays exactly open loop (--verify) and closed loop."""
     script = tmp_path / "s.txt"
-    script.write_text("hello there\n")
+    script.write_text("hello there\nhello there\n/good\n")
     base = ["chat", "--model", str(small_model_dir), "--script", str(script), "--json"]
     store = tmp_path / "t.zarr"
-    code, err = run_main(
-        [*base, "--learn", "--rule", "detector_stdp", "--record", str(store)], capsys
-    )
-    assert_one_line_error(code, err, "(memory) is not recorded yet")
     recorded = CliRunner().invoke(app, [*base, "--learn", "--record", str(store)])
     assert recorded.exit_code == 0, recorded.output
-    assert (store / "zarr.json").is_file()
+    from plastic.replay.reader import TraceReader
+
+    assert [s.kind for s in TraceReader(store).sites] == ["memory"]
+    for extra in (["--verify"], ["--closed-loop", "--model", str(small_model_dir)]):
+        result = CliRunner().invoke(app, ["replay", str(store), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["exact"]
