@@ -11,6 +11,7 @@ from typing import Any
 
 from numba import float32, njit, prange
 
+from plastic.kernels_numba.arrays import activity_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import serial_sum
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import RateState
@@ -21,7 +22,6 @@ from plastic.kernels_numba.synapse_math import (
     oja_row_square_sum,
     rate_trace,
 )
-from plastic.rules.backends import activity_as_steps, weights_as_numpy
 
 
 @njit(cache=True, fastmath={"reassoc", "nsz"})

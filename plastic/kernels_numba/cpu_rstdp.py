@@ -14,6 +14,7 @@ from typing import Any
 
 from numba import float32, njit, prange
 
+from plastic.kernels_numba.arrays import spikes_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import (
     advance_traces,
     eligibility_spiking_row,
@@ -27,7 +28,6 @@ from plastic.kernels_numba.cpu_events import (
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import EligibilityState, is_synced
 from plastic.kernels_numba.synapse_math import norm_cap_scale
-from plastic.rules.backends import spikes_as_steps, weights_as_numpy
 
 
 def _spiking_rows(

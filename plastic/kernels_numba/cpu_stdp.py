@@ -13,6 +13,7 @@ from typing import Any
 
 from numba import njit, prange
 
+from plastic.kernels_numba.arrays import row_indices, spikes_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import (
     advance_traces,
     record_post_spikes,
@@ -22,7 +23,6 @@ from plastic.kernels_numba.cpu_events import (
 )
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import TimingState, is_synced
-from plastic.rules.backends import row_indices, spikes_as_steps, weights_as_numpy
 
 
 def _spiking_rows(

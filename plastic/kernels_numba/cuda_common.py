@@ -15,9 +15,9 @@ import numpy as np
 from numba import cuda
 
 from plastic.errors import RuleError
+from plastic.kernels_numba.arrays import activity_as_steps, is_torch_tensor, spikes_as_steps
 from plastic.kernels_numba.state_layout import TimingState
 from plastic.kernels_numba.synapse_math import decayed_trace
-from plastic.rules.backends import activity_as_steps, is_torch_tensor, spikes_as_steps
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 # Threads per block (one block works on one weight row). A power of two: see block_sum.
@@ -79,7 +79,7 @@ def device_activity(activity: Any, n: int, what: str, steps: int | None = None) 
 
 def device_rows(rows: Any, n_pre: int) -> Any:
     """Selected rows (indices or selection vector) as an int64 device array."""
-    from plastic.rules.backends import row_indices
+    from plastic.kernels_numba.arrays import row_indices
 
     return cuda.to_device(row_indices(_host_array(rows), n_pre))
 

@@ -29,11 +29,11 @@ When learning happens and from what signal is documented in `plastic.plasticity.
 the exact per-token order in `plastic.plasticity.model`.
 """
 
+from plastic.kernels_numba.threads import set_kernel_threads
 from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 from plastic.plasticity.config import AdapterConfig, GuardConfig, default_rule_params
 from plastic.plasticity.engine import GuardEvent, LearningEngine, TurnReport
-from plastic.plasticity.kernels import set_kernel_threads
 from plastic.plasticity.model import PlasticModel, attach
 from plastic.plasticity.reward_callback import callback_reward
 from plastic.plasticity.reward_protocol import REWARD_API_VERSION, RewardSource, TokenEvent

@@ -98,12 +98,12 @@ def adapter_config(
         "rule_params": dict(rule_params or {}),
     }
     given = dict(settings or {})
-    if memory:  # the memory's own settings (`/stats` lists them with the shared ones)
-        from dataclasses import fields as dataclass_fields
+    # the kind's own settings (`/stats` lists them with the shared ones)
+    from dataclasses import fields as dataclass_fields
 
-        shared = {f.name for f in dataclass_fields(AdapterConfig)}
-        own = {k: given.pop(k) for k in list(given) if k not in shared}
-        given["kind_params"] = {**dict(given.get("kind_params") or {}), **own}
+    shared = {f.name for f in dataclass_fields(AdapterConfig)}
+    own = {k: given.pop(k) for k in list(given) if k not in shared}
+    given["kind_params"] = {**dict(given.get("kind_params") or {}), **own}
     try:
         config = AdapterConfig(**{**fields, **given})
     except (TypeError, ValueError) as exc:

@@ -49,7 +49,6 @@ from plastic.plasticity.adapter import AdapterSnapshot
 from plastic.plasticity.config import GuardConfig
 from plastic.plasticity.prequential import BackbonePass, ScoringPass, cached_pass, scored_bits
 from plastic.plasticity.probe import probe_cache_dir, probe_text
-from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
     from plastic.models.generate import Conversation, FeedResult
@@ -558,11 +557,8 @@ class LearningEngine:
                 adapter.counters.guard_events += 1
 
     def _residual_learning(self) -> bool:
-        return any(
-            isinstance(layer, ResidualLayer)
-            for adapter in self.model.active_adapters()
-            for layer in adapter.layers.values()
-        )
+        """Whether an active layer's weights are read inside the backbone's parallel pass."""
+        return self.model.feeds_backbone()
 
 
 def _range(weights: np.ndarray) -> list[float | None]:

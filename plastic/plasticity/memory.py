@@ -53,6 +53,7 @@ from plastic.kernels_numba.memory_layout import (
 )
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.kinds import ADAPTER_API_VERSION, settings_from_dict
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.rules import delta_mixer, detector_stdp
 
@@ -110,16 +111,7 @@ class MemoryConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemoryConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown memory setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        try:
-            return cls(**dict(data))
-        except (TypeError, RuleError) as exc:
-            raise ConfigError(f"bad memory settings: {exc}") from None
+        return settings_from_dict(cls, data, "memory")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -342,10 +334,43 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
     return tables
 
 
+class MemoryKind:
+    """The "memory" adapter kind (the chat's default; see the module docstring)."""
+
+    name = "memory"
+    api_version = ADAPTER_API_VERSION
+    summary = "delay-line detectors, plastic synapses onto byte neurons and a plastic mixer"
+    settings = MemoryConfig
+    default_rule = "detector_stdp"
+    default_reward = ("feedback",)
+    default_targets: tuple[str, ...] | None = ("readout",)
+
+    def default_rule_params(self, rule: str) -> dict[str, Any]:
+        return {}  # detector_stdp's own defaults were chosen for the memory
+
+    def check(self, config: AdapterConfig) -> None:
+        """The memory learns with detector_stdp from the text itself (and /good, /bad)."""
+        if config.rule != "detector_stdp":
+            raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+        if not set(config.reward) <= {"feedback"}:
+            raise ConfigError(
+                "the memory learns from the text itself; its only reward source is feedback"
+            )
+
+    def create_layer(
+        self, site: SiteInfo, vocab_size: int, config: AdapterConfig, rng: np.random.Generator
+    ) -> MemoryLayer:
+        return MemoryLayer(site, vocab_size, config)
+
+
+KIND = MemoryKind()
+
+
 class MemoryLayer:
     """A context memory attached at one site (the readout); see the module docstring."""
 
-    kind = "memory"
+    kind = KIND.name  # what traces record about the site
+
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
     feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
 
@@ -353,7 +378,7 @@ class MemoryLayer:
         if vocab_size < 256:
             raise ConfigError(f"the memory predicts bytes: vocabulary {vocab_size} < 256")
         self.site = site
-        self.settings = MemoryConfig.from_dict(config.kind_params)
+        self.settings: MemoryConfig = config.settings
         try:
             self.rule_params = detector_stdp.params_from_dict(config.effective_rule_params())
         except RuleError as exc:
@@ -493,7 +518,7 @@ class MemoryLayer:
         done = read_chunk(self.tables, reading, self.params, ids, ids, rows, False, False)
         assert done == len(ids)  # reading without learning never grows the tables
         if bits is not None:
-            from plastic.plasticity.prequential import logits_bits  # it imports the model
+            from plastic.kernels_numba.adapter_kernels import logits_bits
 
             bits.out[:] = logits_bits(rows, bits.targets)
 
@@ -521,6 +546,17 @@ class MemoryLayer:
         """A stream boundary: nothing pairs across it, the delay line is empty."""
         self.restart(self.live)
         self.scored.clear()
+
+    def reset(self) -> None:
+        """Empty tables, the mixer's initial trust, no eligibility."""
+        self.synapses.reset()
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """Everything learnt is in the synapses' state."""
+        return {}
+
+    def load_extra_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Nothing to restore beside the synapses."""
 
     def gate(self) -> float:
         """The conversation's gate g in [0, 1] now."""

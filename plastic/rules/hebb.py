@@ -45,6 +45,7 @@ summary = "Rate-based Hebbian learning with Oja's normalisation (finds principal
 paper = "Oja 1982"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+defers_weights = False  # weight updates are applied at once; flush touches traces only
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,

@@ -10,6 +10,11 @@ to postsynaptic neuron j. Every rule keeps them in `[params.w_min, params.w_max]
 must start there) and caps the size of its updates (each rule documents which norm), so
 callers never need to. Rules may defer work (event-driven kernels do): call `flush` before
 reading weights densely or saving the state.
+
+Optional facts a rule may declare about itself (read with `getattr`, defaults in brackets):
+`defers_weights` [True]: whether its weights can hold deferred work (False: `flush` only
+touches traces and eligibility, so weight rows are exact without flushing them);
+`adapter_kinds` [None: any]: the adapter kinds that may run it.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ summary = "Reward-modulated STDP with eligibility trace and reward baseline (MST
 paper = "Florian 2007 (MSTDPET); Frémaux & Gerstner 2016 (reward baseline)"
 uses_reward = True
 backends = ("torch", "numba", "cuda")
+defers_weights = False  # weight updates are applied at once; flush touches traces only
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,

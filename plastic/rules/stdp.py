@@ -57,6 +57,7 @@ summary = "Pair STDP with exponential traces; additive or weight-dependent (soft
 paper = "Song, Miller & Abbott 2000; Morrison, Diesmann & Gerstner 2008; van Rossum et al. 2000"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+defers_weights = True  # potentiation of a row waits until its pre neuron next spikes
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,
