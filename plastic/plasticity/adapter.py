@@ -18,7 +18,7 @@ import numpy as np
 from plastic.models.spiking_lm import SpikingLM
 from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.kinds import AdapterLayer
-from plastic.plasticity.rewards import RewardSet
+from plastic.plasticity.rewards.reward_set import RewardSet
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.plasticity.targeting import match_sites
 

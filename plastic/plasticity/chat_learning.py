@@ -13,7 +13,7 @@ REPL only dispatches:
         for token in conv.generate(...): ...
     report = learn.end_turn()                       #   guards; report.messages() if any
     status.update(learn.status())                   # the status line
-    learn.command("good", "")                       # /learn /good /bad /undo /score /save
+    learn.feedback(+1.0)                            # /good (the CLI parses the commands)
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     import torch
 
     from plastic.models.generate import Conversation, FeedResult
-
-COMMANDS = ("learn", "good", "bad", "undo", "score", "save", "stats")
 
 
 def build_plastic_model(
@@ -161,35 +159,20 @@ class ChatLearning:
         """After `/reset` (the conversation fed <bos>, which already ends the stream)."""
         self.model.forget_context()
 
-    # -- slash commands -----------------------------------------------------------------
-    def command(self, name: str, arg: str = "") -> str | dict[str, Any]:
-        """Run `/name arg` (name in COMMANDS); returns the text (or, for stats, the dict)."""
-        if name not in COMMANDS:
-            raise ConfigError(f"unknown learning command /{name}")
-        return getattr(self, f"cmd_{name}")(arg.strip())
-
-    def cmd_learn(self, arg: str) -> str:
-        """/learn on|off: switch learning (adapters keep contributing either way)."""
-        if arg in ("on", "off"):
-            self.engine.learning = arg == "on"
-        elif arg:
-            raise ConfigError(f"/learn takes 'on' or 'off', not {arg!r}")
+    # -- what the slash commands do (parsed by plastic.cli.chat.learning) ----------------
+    def set_learning(self, on: bool | None) -> str:
+        """Switch learning on or off (None: leave it); adapters contribute either way."""
+        if on is not None:
+            self.engine.learning = on
         return f"learning is {'on' if self.engine.learning else 'off'}"
 
-    def cmd_good(self, arg: str = "") -> str:
-        """/good: reward the last reply (+1 through the eligibility traces)."""
-        return self._feedback(+1.0)
-
-    def cmd_bad(self, arg: str = "") -> str:
-        """/bad: punish the last reply (-1 through the eligibility traces)."""
-        return self._feedback(-1.0)
-
-    def _feedback(self, value: float) -> str:
+    def feedback(self, value: float) -> str:
+        """Credit the last reply with `value` (+1 /good, -1 /bad) through the eligibility."""
         report = self.engine.feedback(value)
         return "; ".join(report.messages()) or "no change"
 
-    def cmd_undo(self, arg: str = "") -> str:
-        """/undo: the adapters' weights as they were before the last turn (bit for bit)."""
+    def undo(self) -> str:
+        """The adapters' weights as they were before the last turn (bit for bit)."""
         return self.engine.undo().message
 
     def score(self, text: str) -> dict[str, float]:
@@ -207,32 +190,20 @@ class ChatLearning:
             "bytes": len(text.encode("utf-8")),
         }
 
-    def stats(self) -> dict[str, Any]:
-        """The engine's figures per adapter and site (see `LearningEngine.stats`)."""
-        return self.engine.stats()
-
-    def cmd_score(self, arg: str) -> str:
-        """/score TEXT: bits/byte of TEXT now (learns nothing), and under the frozen backbone."""
-        return format_score(self.score(arg))
-
-    def cmd_save(self, arg: str) -> str:
-        """/save DIR [force]: save the adapters with their learning state (atomically; an
-        existing DIR is refused unless `force`, or the chat's --force, says overwrite)."""
+    def save(self, directory: str, *, force: bool = False) -> str:
+        """Save the adapters with their learning state (atomically; an existing directory
+        is refused unless `force`, or the chat's --force, says overwrite)."""
         from plastic.plasticity.adapter_io import save_atomically
 
-        directory, _, flag = arg.rpartition(" ")
-        if flag != "force":
-            directory, flag = arg, ""
-        directory = directory.strip()
         if not directory:
             raise ConfigError("/save needs a directory: /save DIR [force]")
         hint = f"; /save {directory} force overwrites it"
-        overwrite = bool(flag) or self.overwrite
+        overwrite = force or self.overwrite
         written = save_atomically(self.model, directory, overwrite=overwrite, hint=hint)
         return "saved " + ", ".join(str(p) for p in written)
 
-    def cmd_stats(self, arg: str = "") -> dict[str, Any]:
-        """/stats: per site weight-change norms, eligibility, last reward and baseline."""
+    def stats(self) -> dict[str, Any]:
+        """The engine's figures per adapter and site (see `LearningEngine.stats`)."""
         return self.engine.stats()
 
 

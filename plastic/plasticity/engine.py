@@ -20,7 +20,7 @@ When learning happens, and from what signal:
   self-reinforcement); two-factor rules (stdp, hebb) change weights on every step
   regardless of reward (set `learn_on_generated=False` to keep them off model turns);
 - after a reply: `/good` and `/bad` apply +1 / -1 once to the current eligibility
-  (distal reward: the reply's last tokens are credited most, see `reward_feedback`);
+  (distal reward: the reply's last tokens are credited most, see `rewards.feedback`);
 - `learning = False`: nothing changes; adapters still contribute.
 
 Guards (GuardConfig): the rules' hard weight bounds; a cap on ||W - W_turn_start||_F per

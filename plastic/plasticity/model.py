@@ -55,7 +55,7 @@ from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.config import AdapterConfig, GuardConfig
 from plastic.plasticity.kinds import AdapterLayer
 from plastic.plasticity.observers import LearningObserver
-from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
+from plastic.plasticity.rewards.protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
 
 if TYPE_CHECKING:
     from plastic.plasticity.engine import LearningEngine

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from plastic.errors import RuleError
-from plastic.kernels_numba import state_io, state_layout
 from plastic.kernels_numba.arrays import connectivity_mask, is_torch_tensor
 
 BACKENDS = ("torch", "numba", "cuda")
@@ -56,16 +56,17 @@ def reward_value(reward: Any) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class RuleImplementations:
-    """Where one rule's three backends live, named and imported on first use (so a rule
-    imports only the backend it runs), and its Numba state layout: the one dispatch every
-    rule's `init_state`, `backend_of`, `state_to_dict` and `state_from_dict` go through.
+    """Where one rule's three backends live, and its Numba state layout: the one dispatch
+    every rule's `init_state`, `backend_of`, `state_to_dict` and `state_from_dict` go
+    through. Backend modules are named by their full dotted path and imported on first use
+    (so a rule imports only the backend it runs; Numba's CUDA code is slow to import).
 
     reference: torch module with `init_state(n_pre, n_post, params, mask, device)`, `run`,
         `to_dict` and `from_dict`;
     cpu / cuda: Numba kernel modules (`step`, ...; the CUDA one also `to_device(state)`);
-    layout: the `plastic.kernels_numba.state_layout` record (e.g. "TimingState"), its
-        constructor (e.g. "new_timing_state") and a field holding arrays (e.g. "x_pre");
-    state_io: prefix of the `plastic.kernels_numba.state_io` (de)serialisers ("timing").
+    layout: the `plastic.kernels_numba.state_layout` record (e.g. `TimingState`), with
+        `new_state` its constructor and `layout_field` a field holding arrays;
+    to_dict / from_dict: its `plastic.kernels_numba.state_io` (de)serialisers.
     """
 
     rule: str
@@ -73,10 +74,11 @@ class RuleImplementations:
     reference: str
     cpu: str
     cuda: str
-    layout: str
-    layout_factory: str
+    layout: type
+    new_state: Callable[[int, int, np.ndarray], Any]
     layout_field: str
-    state_io: str
+    to_dict: Callable[[Any], dict[str, np.ndarray]]
+    from_dict: Callable[[Any], Any]
 
     def init_state(
         self, n_pre: int, n_post: int, params: Any, *, backend: str, mask: Any, device: Any
@@ -87,14 +89,13 @@ class RuleImplementations:
         check_backend(backend, self.supported, self.rule)
         if backend == "torch":
             return self.reference_module().init_state(n_pre, n_post, params, mask, device)
-        factory = getattr(state_layout, self.layout_factory)
-        state = factory(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+        state = self.new_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
         return self.kernels("cuda").to_device(state) if backend == "cuda" else state
 
     def backend_of(self, state: Any) -> str:
         """Which backend a state belongs to: the Numba layout holding numpy arrays is
         "numba", holding device arrays "cuda"; anything else is "torch"."""
-        if isinstance(state, getattr(state_layout, self.layout)):
+        if isinstance(state, self.layout):
             return "numba" if isinstance(getattr(state, self.layout_field), np.ndarray) else "cuda"
         return "torch"
 
@@ -109,12 +110,12 @@ class RuleImplementations:
         """The state as numpy arrays, the same keys for every backend."""
         if self.backend_of(state) == "torch":
             return self.reference_module().to_dict(state)
-        return getattr(state_io, f"{self.state_io}_to_dict")(state)
+        return self.to_dict(state)
 
     def state_from_dict(self, data: Any, *, backend: str, device: Any) -> Any:
         """Rebuild a state saved by `state_to_dict` on any backend."""
         check_backend(backend, self.supported, self.rule)
         if backend == "torch":
             return self.reference_module().from_dict(data, device)
-        state = getattr(state_io, f"{self.state_io}_from_dict")(data)
+        state = self.from_dict(data)
         return self.kernels("cuda").to_device(state) if backend == "cuda" else state

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -52,10 +53,11 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_hebb",
     cpu="plastic.kernels_numba.cpu_hebb",
     cuda="plastic.kernels_numba.cuda_hebb",
-    layout="RateState",
-    layout_factory="new_rate_state",
+    layout=state_layout.RateState,
+    new_state=state_layout.new_rate_state,
     layout_field="rate_pre",
-    state_io="rate",
+    to_dict=state_io.rate_to_dict,
+    from_dict=state_io.rate_from_dict,
 )
 
 

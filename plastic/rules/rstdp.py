@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
@@ -61,10 +62,11 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_rstdp",
     cpu="plastic.kernels_numba.cpu_rstdp",
     cuda="plastic.kernels_numba.cuda_rstdp",
-    layout="EligibilityState",
-    layout_factory="new_eligibility_state",
+    layout=state_layout.EligibilityState,
+    new_state=state_layout.new_eligibility_state,
     layout_field="eligibility",
-    state_io="eligibility",
+    to_dict=state_io.eligibility_to_dict,
+    from_dict=state_io.eligibility_from_dict,
 )
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -64,10 +65,11 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_stdp",
     cpu="plastic.kernels_numba.cpu_stdp",
     cuda="plastic.kernels_numba.cuda_stdp",
-    layout="TimingState",
-    layout_factory="new_timing_state",
+    layout=state_layout.TimingState,
+    new_state=state_layout.new_timing_state,
     layout_field="x_pre",
-    state_io="timing",
+    to_dict=state_io.timing_to_dict,
+    from_dict=state_io.timing_from_dict,
 )
 
 WEIGHT_DEPENDENCE = ("additive", "multiplicative")

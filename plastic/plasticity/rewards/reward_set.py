@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from plastic.errors import CheckpointError
-from plastic.plasticity.reward_protocol import RewardSource, TokenEvent
-from plastic.plasticity.reward_registry import get_reward
+from plastic.plasticity.rewards.protocol import RewardSource, TokenEvent
+from plastic.plasticity.rewards.registry import get_reward
 
 
 class RewardSet:
