@@ -97,7 +97,7 @@ def _reward(
     """w <- clamp(w + s * e) with s = modulation, shrunk so that ||s * e||_F <= max_norm."""
     step = clock[0]
     n_pre = w.shape[0]
-    w_min, w_max = coef[4], coef[5]
+    w_min, w_max = coef.w_min, coef.w_max
     for i in prange(n_pre):
         eligibility_sync_row(
             e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
@@ -132,7 +132,7 @@ def eligibility_steps(
     coef,
 ):
     """Advance traces and eligibility over pre[T, n_pre], post[T, n_post] (uint8), in place."""
-    decay_pre, decay_post = coef[0], coef[1]
+    decay_pre, decay_post = coef.decay_pre, coef.decay_post
     ring = ring_count.shape[0]
     n_pre, n_post = w.shape
     # the TimingState fields but the clock, in order (the twins' shared arguments)

@@ -112,7 +112,7 @@ def stdp_steps(
     coef,
 ):
     """Advance pair STDP over the steps pre[T, n_pre], post[T, n_post] (uint8), in place."""
-    decay_pre, decay_post = coef[0], coef[1]
+    decay_pre, decay_post = coef.decay_pre, coef.decay_post
     ring = ring_count.shape[0]
     n_pre, n_post = w.shape
     # the TimingState fields but the clock, in order (the twins' shared arguments)

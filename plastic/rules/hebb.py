@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import OjaCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -97,8 +98,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """(gain, learning_rate, w_min, w_max, max_update_norm) as float32 for the kernels."""
+def kernel_coefficients(params: Params) -> OjaCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     values = (
         rate_gain(params.tau_rate),
         params.learning_rate,
@@ -106,7 +107,7 @@ def kernel_coefficients(params: Params) -> tuple:
         params.w_max,
         params.max_update_norm,
     )
-    return tuple(np.float32(v) for v in values)
+    return OjaCoefficients(*(np.float32(v) for v in values))
 
 
 def init_state(

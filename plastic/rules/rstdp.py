@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import EligibilityCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
@@ -129,8 +130,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """Coefficients of the Numba eligibility kernels (see `cpu_events`)."""
+def kernel_coefficients(params: Params) -> EligibilityCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
     values = (
         decay_factor(params.tau_pre),
@@ -142,7 +143,9 @@ def kernel_coefficients(params: Params) -> tuple:
         soft,
     )
     # lambda_e as float64 holding exactly the float32 factor the reference multiplies by
-    return tuple(np.float32(v) for v in values) + (float(decay_factor(params.tau_eligibility)),)
+    return EligibilityCoefficients(
+        *(np.float32(v) for v in values), float(decay_factor(params.tau_eligibility))
+    )
 
 
 def init_state(

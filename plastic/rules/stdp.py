@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import PairCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -118,8 +119,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """The float32 coefficient tuple of the Numba kernels (see `cpu_events`)."""
+def kernel_coefficients(params: Params) -> PairCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
     values = (
         decay_factor(params.tau_pre),
@@ -131,7 +132,7 @@ def kernel_coefficients(params: Params) -> tuple:
         params.max_step_update,
         soft,
     )
-    return tuple(np.float32(v) for v in values)
+    return PairCoefficients(*(np.float32(v) for v in values))
 
 
 def init_state(
