@@ -18,7 +18,7 @@ REPL only dispatches:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +30,7 @@ from plastic.plasticity.engine import TurnReport
 from plastic.plasticity.model import PlasticModel
 
 if TYPE_CHECKING:
-    import torch
-
-    from plastic.models.generate import Conversation, FeedResult
+    from plastic.models.generate import FeedResult
 
 
 def build_plastic_model(
@@ -122,7 +120,12 @@ def _names(value: Sequence[str] | str) -> list[str]:
 
 
 class ChatLearning:
-    """The REPL's calls into the learning engine; see the module docstring."""
+    """The REPL's calls into the learning engine; see the module docstring.
+
+    The hooks of a turn are the engine's own methods (`begin_turn`, `observe`,
+    `generating`, `end_turn`, `status`: the `TurnLearner` the chat session drives);
+    what this class adds is `on_reset` and what the slash commands do.
+    """
 
     def __init__(
         self, model: PlasticModel, *, learning: bool = True, overwrite: bool = False
@@ -131,29 +134,12 @@ class ChatLearning:
         self.overwrite = overwrite  # /save may replace an existing directory (chat --force)
         self.engine = model.engine
         self.engine.learning = learning
-
-    # -- hooks of a turn ----------------------------------------------------------------
-    def begin_turn(self) -> None:
-        self.engine.begin_turn()
-
-    def observe(
-        self,
-        conversation: Conversation,
-        data: str | bytes | Iterable[int] | torch.Tensor,
-        *,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FeedResult:
-        return self.engine.observe(conversation, data, progress=progress)
-
-    def generating(self) -> AbstractContextManager[None]:
-        return self.engine.generating()
-
-    def end_turn(self) -> TurnReport:
-        return self.engine.end_turn()
-
-    def status(self) -> dict[str, Any]:
-        """Fields for the status line (learn on/off, last reward, probe, guard messages)."""
-        return self.engine.status()
+        engine = self.engine
+        self.begin_turn: Callable[[], None] = engine.begin_turn
+        self.observe: Callable[..., FeedResult] = engine.observe
+        self.generating: Callable[[], AbstractContextManager[None]] = engine.generating
+        self.end_turn: Callable[[], TurnReport] = engine.end_turn
+        self.status: Callable[[], dict[str, Any]] = engine.status
 
     def on_reset(self) -> None:
         """After `/reset` (the conversation fed <bos>, which already ends the stream)."""

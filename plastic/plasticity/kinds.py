@@ -13,13 +13,14 @@ never asks which kind it holds. Same machinery and conventions as learning rules
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from plastic.errors import ConfigError, RuleError
-from plastic.plugins import PluginRegistry
+from plastic.plugins import PluginRegistry, contract_problems
 
 if TYPE_CHECKING:
     from plastic.models.sites import SiteInfo
@@ -32,15 +33,6 @@ BUILTIN_KINDS = {
     "residual": "plastic.plasticity.residual:KIND",
     "memory": "plastic.plasticity.memory:KIND",
 }
-
-
-class KindSettings(Protocol):
-    """A kind's own settings: a frozen dataclass built from (and written to) JSON."""
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> KindSettings: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -117,18 +109,42 @@ REQUIRED_ATTRIBUTES = (
 
 def protocol_problems(kind: object) -> list[str]:
     """What keeps `kind` from satisfying AdapterKind (empty list when it does)."""
-    problems = [f"missing attribute {a!r}" for a in REQUIRED_ATTRIBUTES if not hasattr(kind, a)]
-    if problems:
+    callables = ("default_rule_params", "check", "create_layer")
+    problems = contract_problems(kind, REQUIRED_ATTRIBUTES, ADAPTER_API_VERSION, callables)
+    if problems and problems[0].startswith("missing"):
         return problems
-    if getattr(kind, "api_version", None) != ADAPTER_API_VERSION:
-        problems.append(f"api_version {getattr(kind, 'api_version', None)!r} != 1")
-    for fn in ("default_rule_params", "check", "create_layer"):
-        if not callable(getattr(kind, fn)):
-            problems.append(f"{fn} is not callable")
     settings = getattr(kind, "settings", None)
     if not (callable(getattr(settings, "from_dict", None)) and hasattr(settings, "to_dict")):
         problems.append("settings has no from_dict/to_dict")
     return problems
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """An AdapterKind described by its values (how the built-in kinds are declared)."""
+
+    name: str
+    summary: str
+    settings: type
+    default_rule: str
+    default_reward: tuple[str, ...]
+    default_targets: tuple[str, ...] | None  # None: the last block's ffn
+    layer: Callable[[SiteInfo, int, AdapterConfig, np.random.Generator], AdapterLayer]
+    rule_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    checks: Callable[[AdapterConfig], None] | None = None  # beyond the settings' own
+    api_version: int = ADAPTER_API_VERSION
+
+    def default_rule_params(self, rule: str) -> dict[str, Any]:
+        return dict(self.rule_defaults.get(rule, {}))
+
+    def check(self, config: AdapterConfig) -> None:
+        if self.checks is not None:
+            self.checks(config)
+
+    def create_layer(
+        self, site: SiteInfo, vocab_size: int, config: AdapterConfig, rng: np.random.Generator
+    ) -> AdapterLayer:
+        return self.layer(site, vocab_size, config, rng)
 
 
 KINDS: PluginRegistry[AdapterKind] = PluginRegistry(
@@ -154,6 +170,27 @@ def register_kind(kind: Any = None, *, name: str | None = None, replace: bool = 
 def unregister_kind(name: str) -> None:
     """Remove a kind added with `register_kind`."""
     KINDS.unregister(name)
+
+
+class KindSettings:
+    """Base of a kind's settings dataclass: JSON in and out by its fields (`kind_name`
+    names the kind in error messages)."""
+
+    kind_name = "adapter"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        return settings_from_dict(cls, data, cls.kind_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return settings_to_dict(self)
+
+
+def finite(value: Any) -> bool:
+    """Whether `value` is a finite number (an int or a float, not a bool)."""
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def settings_from_dict(settings: type, data: Mapping[str, Any], kind: str) -> Any:

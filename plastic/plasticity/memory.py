@@ -53,7 +53,7 @@ from plastic.kernels_numba.memory_layout import (
 )
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kinds import ADAPTER_API_VERSION, settings_from_dict
+from plastic.plasticity.kinds import KindSpec, settings_from_dict
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.rules import delta_mixer, detector_stdp
 
@@ -334,42 +334,20 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
     return tables
 
 
-class MemoryKind:
-    """The "memory" adapter kind (the chat's default; see the module docstring)."""
-
-    name = "memory"
-    api_version = ADAPTER_API_VERSION
-    summary = "delay-line detectors, plastic synapses onto byte neurons and a plastic mixer"
-    settings = MemoryConfig
-    default_rule = "detector_stdp"
-    default_reward = ("feedback",)
-    default_targets: tuple[str, ...] | None = ("readout",)
-
-    def default_rule_params(self, rule: str) -> dict[str, Any]:
-        return {}  # detector_stdp's own defaults were chosen for the memory
-
-    def check(self, config: AdapterConfig) -> None:
-        """The memory learns with detector_stdp from the text itself (and /good, /bad)."""
-        if config.rule != "detector_stdp":
-            raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
-        if not set(config.reward) <= {"feedback"}:
-            raise ConfigError(
-                "the memory learns from the text itself; its only reward source is feedback"
-            )
-
-    def create_layer(
-        self, site: SiteInfo, vocab_size: int, config: AdapterConfig, rng: np.random.Generator
-    ) -> MemoryLayer:
-        return MemoryLayer(site, vocab_size, config)
-
-
-KIND = MemoryKind()
+def check_memory_config(config: AdapterConfig) -> None:
+    """The memory learns with detector_stdp from the text itself (and /good, /bad)."""
+    if config.rule != "detector_stdp":
+        raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+    if not set(config.reward) <= {"feedback"}:
+        raise ConfigError(
+            "the memory learns from the text itself; its only reward source is feedback"
+        )
 
 
 class MemoryLayer:
     """A context memory attached at one site (the readout); see the module docstring."""
 
-    kind = KIND.name  # what traces record about the site
+    kind = "memory"  # what traces record about the site
 
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
     feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
@@ -573,3 +551,15 @@ class MemoryLayer:
 
     def reset_counters(self) -> None:
         """The memory's figures are its tables' (`rates`): nothing to reset."""
+
+
+KIND = KindSpec(
+    name="memory",
+    summary="delay-line detectors, plastic synapses onto byte neurons and a plastic mixer",
+    settings=MemoryConfig,
+    default_rule="detector_stdp",  # its own defaults were chosen for the memory
+    default_reward=("feedback",),
+    default_targets=("readout",),
+    layer=lambda site, vocab_size, config, rng: MemoryLayer(site, vocab_size, config),
+    checks=check_memory_config,
+)

@@ -48,7 +48,6 @@ How the defaults were chosen: docs/log/2026-11-23-readout.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +67,7 @@ from plastic.models.sites import SiteInfo
 from plastic.models.tokenizer import BOS
 from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
-from plastic.plasticity.kinds import ADAPTER_API_VERSION, settings_from_dict, settings_to_dict
+from plastic.plasticity.kinds import KindSettings, KindSpec, finite
 from plastic.plasticity.synapses import PlasticSynapses
 
 
@@ -136,9 +135,11 @@ RULE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class ReadoutConfig:
+class ReadoutConfig(KindSettings):
     """The readout kind's own settings (`AdapterConfig.kind_params`); see the module
     docstring for the equations and docs/log/2026-11-23-readout.md for how they were chosen."""
+
+    kind_name = "readout"
 
     scale: float = 14.0  # g: gain in logits per unit of sharpened weight
     sharpness: float = 3.0  # p of the match, g * sign(m) |m|^p
@@ -151,74 +152,36 @@ class ReadoutConfig:
     context_tolerance: float = 0.002  # gate 1 up to this distance D, 0 from twice it
 
     def __post_init__(self) -> None:
-        if not (_finite(self.scale) and self.scale >= 0):
+        if not (finite(self.scale) and self.scale >= 0):
             raise ConfigError(f"scale must be a finite number >= 0, got {self.scale!r}")
-        if not (_finite(self.sharpness) and 1.0 <= self.sharpness <= 8.0):
+        if not (finite(self.sharpness) and 1.0 <= self.sharpness <= 8.0):
             raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
-        if not (_finite(self.recall_threshold) and self.recall_threshold >= 0):
+        if not (finite(self.recall_threshold) and self.recall_threshold >= 0):
             raise ConfigError(f"recall_threshold must be >= 0, got {self.recall_threshold!r}")
-        if not (_finite(self.cache_mix) and 0.0 <= self.cache_mix < 1.0):
+        if not (finite(self.cache_mix) and 0.0 <= self.cache_mix < 1.0):
             raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
         _check_exponent("confidence_power", self.confidence_power, zero_allowed=False)
         _check_exponent("mix_doubt_power", self.mix_doubt_power, zero_allowed=True)
         tau, signature_tau = self.context_tau, self.context_signature_tau
-        if not (_finite(tau) and (tau == 0 or tau >= 1)):
+        if not (finite(tau) and (tau == 0 or tau >= 1)):
             raise ConfigError(f"context_tau must be 0 (no gate) or >= 1 token, got {tau!r}")
-        if not (_finite(signature_tau) and signature_tau >= 1):
+        if not (finite(signature_tau) and signature_tau >= 1):
             raise ConfigError(f"context_signature_tau must be >= 1 token, got {signature_tau!r}")
-        if not (_finite(self.context_tolerance) and self.context_tolerance > 0):
+        if not (finite(self.context_tolerance) and self.context_tolerance > 0):
             raise ConfigError(f"context_tolerance must be > 0, got {self.context_tolerance!r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReadoutConfig:
-        return settings_from_dict(cls, data, "readout")
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-
-def _finite(value: Any) -> bool:
-    """Whether `value` is a finite number (an int or a float, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_exponent(name: str, value: Any, *, zero_allowed: bool) -> None:
     """Raise ConfigError unless `value` is a finite number in [0, 8] ((0, 8] without zero)."""
-    if not (_finite(value) and (value >= 0 if zero_allowed else value > 0) and value <= 8):
+    if not (finite(value) and (value >= 0 if zero_allowed else value > 0) and value <= 8):
         interval = "[0, 8]" if zero_allowed else "(0, 8]"
         raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
-
-
-class ReadoutKind:
-    """The "readout" adapter kind (see the module docstring)."""
-
-    name = "readout"
-    api_version = ADAPTER_API_VERSION
-    summary = "plastic synapses from a site's spikes onto one neuron per token id (the logits)"
-    settings = ReadoutConfig
-    default_rule = "rstdp"
-    default_reward = ("surprise", "feedback")
-    default_targets: tuple[str, ...] | None = ("readout",)
-
-    def default_rule_params(self, rule: str) -> dict[str, Any]:
-        return dict(RULE_DEFAULTS.get(rule, {}))
-
-    def check(self, config: AdapterConfig) -> None:
-        """Nothing beyond the settings' own checks."""
-
-    def create_layer(
-        self, site: SiteInfo, vocab_size: int, config: AdapterConfig, rng: np.random.Generator
-    ) -> ReadoutLayer:
-        return ReadoutLayer(site, vocab_size, config)
-
-
-KIND = ReadoutKind()
 
 
 class ReadoutLayer:
     """A readout adapter at one site; see the module docstring."""
 
-    kind = KIND.name  # what traces record about the site
+    kind = "readout"  # what traces record about the site
 
     feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
     reads_chunks = False  # contributes position by position
@@ -423,3 +386,15 @@ class ReadoutLayer:
 
     def reset_counters(self) -> None:
         self.tokens, self.pre_spikes = 0, 0.0
+
+
+KIND = KindSpec(
+    name="readout",
+    summary="plastic synapses from a site's spikes onto one neuron per token id (the logits)",
+    settings=ReadoutConfig,
+    default_rule="rstdp",
+    default_reward=("surprise", "feedback"),
+    default_targets=("readout",),
+    layer=lambda site, vocab_size, config, rng: ReadoutLayer(site, vocab_size, config),
+    rule_defaults=RULE_DEFAULTS,
+)

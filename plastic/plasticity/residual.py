@@ -30,7 +30,7 @@ from plastic.errors import ConfigError
 from plastic.kernels_numba.adapter_kernels import lif_population, pack_spikes, sum_rows
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kinds import ADAPTER_API_VERSION, settings_from_dict, settings_to_dict
+from plastic.plasticity.kinds import KindSettings, KindSpec, finite
 from plastic.plasticity.synapses import PlasticSynapses
 
 ASSUMED_PRE_RATE = 0.1  # firing rate assumed by the automatic init_std
@@ -61,8 +61,10 @@ RULE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class ResidualConfig:
+class ResidualConfig(KindSettings):
     """The residual kind's own settings (`AdapterConfig.kind_params`)."""
+
+    kind_name = "residual"
 
     size: int = 256  # LIF neurons of the adapter
     scale: float = 0.02  # output current scale
@@ -75,60 +77,22 @@ class ResidualConfig:
             raise ConfigError(f"size must be a positive integer, got {self.size!r}")
         for name in ("beta", "threshold"):
             value = getattr(self, name)
-            if not (_finite(value) and value > 0):
+            if not (finite(value) and value > 0):
                 raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not self.beta <= 1.0:
             raise ConfigError(f"beta must be <= 1, got {self.beta}")
         for name in ("scale", "init_std"):
             value = getattr(self, name)
-            if value is not None and not (_finite(value) and value >= 0):
+            if value is not None and not (finite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.scale is None:
             raise ConfigError("scale must be a finite number >= 0, got None")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResidualConfig:
-        return settings_from_dict(cls, data, "residual")
-
-    def to_dict(self) -> dict[str, Any]:
-        return settings_to_dict(self)
-
-
-def _finite(value: Any) -> bool:
-    """Whether `value` is a finite number (an int or a float, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-class ResidualKind:
-    """The "residual" adapter kind (experimental; see the module docstring)."""
-
-    name = "residual"
-    api_version = ADAPTER_API_VERSION
-    summary = "a plastic LIF population written back into the residual stream (experimental)"
-    settings = ResidualConfig
-    default_rule = "rstdp"
-    default_reward = ("surprise", "feedback")
-    default_targets: tuple[str, ...] | None = None  # the last block's ffn
-
-    def default_rule_params(self, rule: str) -> dict[str, Any]:
-        return dict(RULE_DEFAULTS.get(rule, {}))
-
-    def check(self, config: AdapterConfig) -> None:
-        """Nothing beyond the settings' own checks."""
-
-    def create_layer(
-        self, site: SiteInfo, vocab_size: int, config: AdapterConfig, rng: np.random.Generator
-    ) -> ResidualLayer:
-        return ResidualLayer(site, config, rng)
-
-
-KIND = ResidualKind()
 
 
 class ResidualLayer:
     """A residual adapter at one site; see the module docstring."""
 
-    kind = KIND.name  # what traces record about the site
+    kind = "residual"  # what traces record about the site
 
     feeds_backbone = True  # its output enters the backbone at its site
     reads_chunks = False
@@ -244,3 +208,15 @@ class ResidualLayer:
 
     def reset_counters(self) -> None:
         self.tokens, self.pre_spikes, self.post_spikes = 0, 0.0, 0.0
+
+
+KIND = KindSpec(
+    name="residual",
+    summary="a plastic LIF population written back into the residual stream (experimental)",
+    settings=ResidualConfig,
+    default_rule="rstdp",
+    default_reward=("surprise", "feedback"),
+    default_targets=None,  # the last block's ffn
+    layer=lambda site, vocab_size, config, rng: ResidualLayer(site, config, rng),
+    rule_defaults=RULE_DEFAULTS,
+)

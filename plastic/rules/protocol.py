@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from plastic.plugins import contract_problems
+
 # Bumped when the protocol changes incompatibly; plugins declare the version they implement.
 RULE_API_VERSION = 1
 
@@ -93,17 +95,11 @@ REQUIRED_ATTRIBUTES = (
 
 def protocol_problems(rule: object) -> list[str]:
     """What keeps `rule` from satisfying LearningRule (empty list when it does)."""
-    problems = [f"missing attribute {a!r}" for a in REQUIRED_ATTRIBUTES if not hasattr(rule, a)]
-    if problems:
+    callables = ("params_from_dict", "init_state", "step", "apply_reward", "flush")
+    note = " (the rule was written for another version of plastic)"
+    problems = contract_problems(rule, REQUIRED_ATTRIBUTES, RULE_API_VERSION, callables, note)
+    if problems and problems[0].startswith("missing"):
         return problems
-    if getattr(rule, "api_version", None) != RULE_API_VERSION:
-        problems.append(
-            f"api_version {getattr(rule, 'api_version', None)!r} != {RULE_API_VERSION} "
-            "(the rule was written for another version of plastic)"
-        )
-    for fn in ("params_from_dict", "init_state", "step", "apply_reward", "flush"):
-        if not callable(getattr(rule, fn)):
-            problems.append(f"{fn} is not callable")
     if not isinstance(getattr(rule, "backends", None), tuple):
         problems.append("backends must be a tuple of backend names")
     return problems

@@ -4,31 +4,13 @@ installed with pip, is discovered, attaches, learns, saves and loads."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
+from tests.plugin_install import env_with, installed_plugin_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
-
-PLUGIN_PYPROJECT = """
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "plastic-toy-kind"
-version = "0.0.1"
-
-[project.entry-points."plastic.adapters"]
-bias = "plastic_toy_kind:KIND"
-
-[tool.setuptools]
-packages = ["plastic_toy_kind"]
-"""
 
 # A complete third-party adapter kind written against the public API only: a learnt
 # per-token bias of the logits, one always-on input neuron whose plastic synapses onto
@@ -37,20 +19,14 @@ PLUGIN_MODULE = '''
 """bias: logits += scale * W[0] with W [1, V] learnt from the tokens that arrive."""
 import dataclasses
 import numpy as np
-from plastic.plasticity.kinds import ADAPTER_API_VERSION, settings_from_dict, settings_to_dict
+from plastic.plasticity.kinds import ADAPTER_API_VERSION, KindSettings
 from plastic.plasticity.synapses import PlasticSynapses
 
 
 @dataclasses.dataclass(frozen=True)
-class BiasConfig:
+class BiasConfig(KindSettings):
+    kind_name = "bias"
     scale: float = 1.0
-
-    @classmethod
-    def from_dict(cls, data):
-        return settings_from_dict(cls, data, "bias")
-
-    def to_dict(self):
-        return settings_to_dict(self)
 
 
 class BiasLayer:
@@ -155,39 +131,23 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def installed_kind(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pip-install the plugin into a private target directory (not into the venv)."""
-    root = tmp_path_factory.mktemp("kind-plugin")
-    source = root / "src"
-    (source / "plastic_toy_kind").mkdir(parents=True)
-    (source / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    (source / "plastic_toy_kind" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    target = root / "site"
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--no-index",
-        "--no-build-isolation",
-        "--target",
-        str(target),
-        str(source),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return target
+# pip-installed into a private target directory (not into the venv), once per module
+installed_kind = installed_plugin_fixture(
+    "plastic-toy-kind",
+    "plastic_toy_kind",
+    ("plastic.adapters", "bias", "plastic_toy_kind:KIND"),
+    PLUGIN_MODULE,
+)
 
 
 def _run(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = dict(os.environ)
-    environ["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT), environ.get("PYTHONPATH", "")])
-    environ.update(env)
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=ROOT, env=environ
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env_with(site, ROOT, **env),
     )
 
 
