@@ -34,6 +34,17 @@ from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 from plastic.plasticity.config import AdapterConfig, GuardConfig, default_rule_params
 from plastic.plasticity.engine import GuardEvent, LearningEngine, TurnReport
+from plastic.plasticity.kinds import (
+    ADAPTER_API_VERSION,
+    AdapterKind,
+    AdapterLayer,
+    KindSettings,
+    KindSpec,
+    get_kind,
+    kind_names,
+    register_kind,
+    unregister_kind,
+)
 from plastic.plasticity.model import PlasticModel, attach
 from plastic.plasticity.rewards.callback import callback_reward
 from plastic.plasticity.rewards.protocol import REWARD_API_VERSION, RewardSource, TokenEvent
@@ -45,12 +56,17 @@ from plastic.plasticity.rewards.registry import (
 )
 
 __all__ = [
+    "ADAPTER_API_VERSION",
     "REWARD_API_VERSION",
     "Adapter",
     "AdapterConfig",
+    "AdapterKind",
+    "AdapterLayer",
     "ChatLearning",
     "GuardConfig",
     "GuardEvent",
+    "KindSettings",
+    "KindSpec",
     "LearningEngine",
     "PlasticModel",
     "RewardSource",
@@ -60,9 +76,13 @@ __all__ = [
     "build_plastic_model",
     "callback_reward",
     "default_rule_params",
+    "get_kind",
     "get_reward",
+    "kind_names",
+    "register_kind",
     "register_reward",
     "reward_names",
     "set_kernel_threads",
+    "unregister_kind",
     "unregister_reward",
 ]
