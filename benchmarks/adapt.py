@@ -347,7 +347,7 @@ def _run_readout(ctx: StreamContext) -> list[dict[str, Any]]:
 
 def _run_dyneval_adapter(ctx: StreamContext) -> list[dict[str, Any]]:
     cfg = ctx.cfg
-    gain, sharpness = cfg.readout.effective_scale, float(cfg.readout.sharpness)
+    gain, sharpness = float(cfg.readout.settings.scale), float(cfg.readout.settings.sharpness)
     return [
         dyneval_adapter(
             ctx.stream, gain, sharpness, _bounds(cfg.readout), cfg.dyneval, seed, ctx.forget

@@ -60,6 +60,26 @@ def import_target(target: str) -> object:
     return obj
 
 
+def contract_problems(
+    plugin: object,
+    required: tuple[str, ...],
+    api_version: int,
+    callables: tuple[str, ...],
+    note: str = "",
+) -> list[str]:
+    """What keeps `plugin` from a plugin contract: missing `required` attributes, another
+    `api_version` (`note` follows that message), or `callables` that are not callable."""
+    problems = [f"missing attribute {a!r}" for a in required if not hasattr(plugin, a)]
+    if problems:
+        return problems
+    if getattr(plugin, "api_version", None) != api_version:
+        problems.append(
+            f"api_version {getattr(plugin, 'api_version', None)!r} != {api_version}{note}"
+        )
+    problems += [f"{fn} is not callable" for fn in callables if not callable(getattr(plugin, fn))]
+    return problems
+
+
 class PluginRegistry(Generic[T]):
     """Plugins of one kind, looked up by name (see the module docstring)."""
 

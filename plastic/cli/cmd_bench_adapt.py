@@ -104,6 +104,7 @@ def bench_adapt_cmd(
 
     from plastic.models.checkpoint import resolve_model
     from plastic.plasticity.config import AdapterConfig, memory_adapter_config
+    from plastic.plasticity.config_v1 import upgrade_config
 
     chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
     try:
@@ -113,7 +114,7 @@ def bench_adapt_cmd(
     adapter, readout = memory_adapter_config(), AdapterConfig()
     if adapter_config is not None:
         try:
-            given = AdapterConfig.from_dict(json.loads(adapter_config.read_text()))
+            given = AdapterConfig.from_dict(upgrade_config(json.loads(adapter_config.read_text())))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read adapter config {adapter_config}: {exc}") from None
         if given.kind == "memory":

@@ -246,7 +246,7 @@ def _print_memory(out: Any, key: str, s: dict[str, Any]) -> None:
     """A context memory's overview lines (see plastic.replay.memory_report)."""
     import numpy as np
 
-    from plastic.replay.analysis import sparkline
+    from plastic.replay.sparkline import sparkline
 
     out.print(
         f"  {key} (memory): read {s['bytes_learnt']:,} bytes learnt from, "

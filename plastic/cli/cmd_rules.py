@@ -12,21 +12,32 @@ from rich.table import Table
 
 from plastic.cli.app import app
 
-# adapter kinds whose defaults `rules` shows, with their column titles
+# column titles of the built-in adapter kinds (another kind's column is titled by its name)
 KIND_COLUMNS = {"memory": "chat (memory)", "readout": "readout adapter", "residual": "residual"}
 
 
 def adapter_defaults(rule_name: str) -> dict[str, dict[str, Any]]:
-    """Per adapter kind, the parameters an adapter of that kind runs this rule with by
-    default (`plastic chat --learn` attaches a readout adapter), where not the rule's own."""
-    from plastic.plasticity.config import KINDS, default_rule_params
+    """Per adapter kind that runs this rule, the parameters it runs the rule with by
+    default (`plastic chat --learn --rule NAME` attaches a readout adapter)."""
+    from plastic.errors import ConfigError
+    from plastic.plasticity.config import AdapterConfig, default_rule_params
+    from plastic.plasticity.kinds import get_kind, kind_names
 
-    memory_rule = rule_name == "detector_stdp"  # the memory kind's rule, and only it
-    return {
-        kind: default_rule_params(kind, rule_name)
-        for kind in KINDS
-        if (kind == "memory") == memory_rule
-    }
+    out = {}
+    for kind in kind_names():
+        try:  # the kind's own checks say whether it runs the rule
+            AdapterConfig(kind=kind, rule=rule_name, reward=get_kind(kind).default_reward)
+        except ConfigError:
+            continue
+        out[kind] = default_rule_params(kind, rule_name)
+    return out
+
+
+def _kind_columns() -> dict[str, str]:
+    """Every known kind's column title, the built-ins first."""
+    from plastic.plasticity.kinds import kind_names
+
+    return {**KIND_COLUMNS, **{k: k for k in kind_names() if k not in KIND_COLUMNS}}
 
 
 def describe_rule(source: Any, rule: Any) -> dict[str, Any]:
@@ -73,7 +84,8 @@ def _rule_table(info: dict[str, Any]) -> Table:
     )
     table.add_column("parameter", style="cyan", no_wrap=True)
     table.add_column("rule default", justify="right")
-    for title in KIND_COLUMNS.values():
+    columns = _kind_columns()
+    for title in columns.values():
         table.add_column(title, justify="right")
     table.add_column("unit", style="dim")
     table.add_column("meaning")
@@ -85,7 +97,7 @@ def _rule_table(info: dict[str, Any]) -> Table:
         table.add_row(
             spec["name"],
             repr(spec["default"]),
-            *(_used(used[kind], spec["default"]) if kind in used else "-" for kind in KIND_COLUMNS),
+            *(_used(used[kind], spec["default"]) if kind in used else "-" for kind in columns),
             spec["unit"],
             meaning,
         )

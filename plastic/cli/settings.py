@@ -2,7 +2,8 @@
 
 Values are JSON when they parse (numbers, true/false, lists), else text. For `chat`,
 `rule.KEY` sets a parameter of the learning rule and `adapter.KEY` a field of the
-adapter's config (`AdapterConfig`); a bare KEY is a rule parameter, as in `replay --set`.
+adapter's config (`AdapterConfig`) or a setting of its kind; a bare KEY is a rule
+parameter, as in `replay --set`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ def split_chat_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(rule parameters, adapter fields) of `--set rule.KEY=V` / `--set adapter.KEY=V`;
     an unknown adapter field is a one-line ConfigError naming the known ones."""
     from plastic.plasticity.config import AdapterConfig
-    from plastic.plasticity.memory import MemoryConfig
+    from plastic.plasticity.kinds import get_kind, kind_names
 
-    # the shared fields and the memory's own (a memory adapter takes those as kind_params)
+    # the shared fields and every kind's own (an adapter takes its kind's as kind_params)
     fields = {f.name for f in dataclasses.fields(AdapterConfig)}
-    fields |= {f.name for f in dataclasses.fields(MemoryConfig)}
+    for kind in kind_names():
+        fields |= {f.name for f in dataclasses.fields(get_kind(kind).settings)}
     rule: dict[str, Any] = {}
     adapter: dict[str, Any] = {}
     for key, value in parse_sets(items).items():

@@ -4,9 +4,8 @@ The parallel kernels (`cpu_stdp`, `cpu_rstdp`) distribute rows over threads and 
 per-row functions here. Those apply the per-synapse arithmetic of `synapse_math` (shared
 with the CUDA kernels), inlined with a unit stride so that LLVM vectorises the dense loops.
 
-`coef` tuples (float32 unless noted), built by the rule modules:
-- pair STDP: (decay_pre, decay_post, a_plus, a_minus, w_min, w_max, max_dw, soft)
-- eligibility: (decay_pre, decay_post, a_plus, a_minus, w_min, w_max, soft, decay_elig [f64])
+`coef` is the rule's record of constants (`coefficients.PairCoefficients` for pair STDP,
+`EligibilityCoefficients` for the eligibility), built by the rule modules, read by name.
 """
 
 from __future__ import annotations
@@ -66,7 +65,8 @@ def replay_weight_row(w, i, mask, ring_post, ring_count, x_synced, first, last, 
     x_synced is x_pre[i] at step first - 1; the pre neuron did not spike since, so its
     trace is recomputed by the same float32 multiplications as the reference's.
     """
-    decay_pre, _, a_plus, _, w_min, w_max, max_dw, soft = coef
+    decay_pre, a_plus, w_min, w_max = coef.decay_pre, coef.a_plus, coef.w_min, coef.w_max
+    max_dw, soft = coef.max_dw, coef.soft
     mi = mask_row(mask, i)
     ring = ring_count.shape[0]
     x = x_synced
@@ -96,7 +96,8 @@ def stdp_spiking_row(
     coef,
 ):
     """Row i at a spike of pre neuron i at `step`: catch up, then apply the step's update."""
-    _, _, a_plus, a_minus, w_min, w_max, max_dw, soft = coef
+    a_plus, a_minus, w_min, w_max = coef.a_plus, coef.a_minus, coef.w_min, coef.w_max
+    max_dw, soft = coef.max_dw, coef.soft
     replay_weight_row(
         w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step - 1, coef
     )
@@ -144,7 +145,8 @@ def replay_eligibility_row(
     The factor lambda_e ** (target - step) is computed in float64 from the float32 decay
     the reference multiplies by, and is always <= 1.
     """
-    decay_pre, _, a_plus, _, _, w_max, soft, decay_elig = coef
+    decay_pre, a_plus, w_max = coef.decay_pre, coef.a_plus, coef.w_max
+    soft, decay_elig = coef.soft, coef.decay_elig
     mi = mask_row(mask, i)
     ring = ring_count.shape[0]
     x = x_synced
@@ -176,7 +178,8 @@ def eligibility_spiking_row(
     coef,
 ):
     """Eligibility row i at a spike of pre neuron i: lazy decay, this step's STDP, replay."""
-    _, _, a_plus, a_minus, w_min, w_max, soft, decay_elig = coef
+    a_plus, a_minus, w_min, w_max = coef.a_plus, coef.a_minus, coef.w_min, coef.w_max
+    soft, decay_elig = coef.soft, coef.decay_elig
     row_decay = float32(decay_elig ** (step - row_step[i]))
     eligibility_row_on_pre_spike(
         e,
@@ -209,7 +212,7 @@ def eligibility_sync_row(
 ):
     """Bring eligibility row i to `step`: one lazy decay, then replay of deferred LTP."""
     if row_step[i] != step:
-        decay_elig = coef[7]
+        decay_elig = coef.decay_elig
         scale_row(e, i, float32(decay_elig ** (step - row_step[i])), 0, 1)
         replay_eligibility_row(
             e, w, i, mask, ring_post, ring_count, x_pre_synced[i], row_step[i] + 1, step, step, coef

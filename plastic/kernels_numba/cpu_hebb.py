@@ -11,6 +11,7 @@ from typing import Any
 
 from numba import float32, njit, prange
 
+from plastic.kernels_numba.arrays import activity_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import serial_sum
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import RateState
@@ -21,7 +22,6 @@ from plastic.kernels_numba.synapse_math import (
     oja_row_square_sum,
     rate_trace,
 )
-from plastic.rules.backends import activity_as_steps, weights_as_numpy
 
 
 @njit(cache=True, fastmath={"reassoc", "nsz"})
@@ -53,7 +53,8 @@ def oja_weight_row(w, i, mask, rate_pre, rate_post, learning_rate, scale, w_min,
 
 def _oja_update(w, rate_pre, rate_post, mask, row_square, coef):
     """One norm-capped Oja update of every row."""
-    _, learning_rate, w_min, w_max, max_norm = coef
+    learning_rate, max_norm = coef.learning_rate, coef.max_norm
+    w_min, w_max = coef.w_min, coef.w_max
     n_pre = w.shape[0]
     for i in prange(n_pre):
         row_square[i] = oja_square_sum(w, i, mask, rate_pre, rate_post, learning_rate)
@@ -68,7 +69,7 @@ oja_update_parallel, oja_update_serial = parallel_and_serial(_oja_update)
 @njit(cache=True)
 def hebb_steps(pre, post, w, rate_pre, rate_post, mask, row_square, clock, coef, interval):
     """Advance rates over pre[T, n_pre], post[T, n_post] (float32) and apply Oja updates."""
-    gain = coef[0]
+    gain = coef.gain
     for s in range(pre.shape[0]):
         step = clock[0] + 1
         clock[0] = step

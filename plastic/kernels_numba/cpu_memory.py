@@ -27,9 +27,9 @@ import math
 import numpy as np
 from numba import njit, uint64
 
-from plastic.kernels_numba.memory_layout import N_BYTES
 from plastic.kernels_numba.memory_math import (
     HASH_SEED,
+    N_BYTES,
     detector_key,
     escape_weight,
     extend_hash,

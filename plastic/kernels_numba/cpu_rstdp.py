@@ -14,6 +14,7 @@ from typing import Any
 
 from numba import float32, njit, prange
 
+from plastic.kernels_numba.arrays import spikes_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import (
     advance_traces,
     eligibility_spiking_row,
@@ -27,7 +28,6 @@ from plastic.kernels_numba.cpu_events import (
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import EligibilityState, is_synced
 from plastic.kernels_numba.synapse_math import norm_cap_scale
-from plastic.rules.backends import spikes_as_steps, weights_as_numpy
 
 
 def _spiking_rows(
@@ -97,7 +97,7 @@ def _reward(
     """w <- clamp(w + s * e) with s = modulation, shrunk so that ||s * e||_F <= max_norm."""
     step = clock[0]
     n_pre = w.shape[0]
-    w_min, w_max = coef[4], coef[5]
+    w_min, w_max = coef.w_min, coef.w_max
     for i in prange(n_pre):
         eligibility_sync_row(
             e, w, i, mask, x_pre, x_pre_synced, row_step, ring_post, ring_count, step, coef
@@ -132,7 +132,7 @@ def eligibility_steps(
     coef,
 ):
     """Advance traces and eligibility over pre[T, n_pre], post[T, n_post] (uint8), in place."""
-    decay_pre, decay_post = coef[0], coef[1]
+    decay_pre, decay_post = coef.decay_pre, coef.decay_post
     ring = ring_count.shape[0]
     n_pre, n_post = w.shape
     # the TimingState fields but the clock, in order (the twins' shared arguments)

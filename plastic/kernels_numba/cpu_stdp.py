@@ -13,6 +13,7 @@ from typing import Any
 
 from numba import njit, prange
 
+from plastic.kernels_numba.arrays import row_indices, spikes_as_steps, weights_as_numpy
 from plastic.kernels_numba.cpu_events import (
     advance_traces,
     record_post_spikes,
@@ -22,7 +23,6 @@ from plastic.kernels_numba.cpu_events import (
 )
 from plastic.kernels_numba.cpu_threads import PARALLEL_MIN_WORK, parallel_and_serial
 from plastic.kernels_numba.state_layout import TimingState, is_synced
-from plastic.rules.backends import row_indices, spikes_as_steps, weights_as_numpy
 
 
 def _spiking_rows(
@@ -112,7 +112,7 @@ def stdp_steps(
     coef,
 ):
     """Advance pair STDP over the steps pre[T, n_pre], post[T, n_post] (uint8), in place."""
-    decay_pre, decay_post = coef[0], coef[1]
+    decay_pre, decay_post = coef.decay_pre, coef.decay_post
     ring = ring_count.shape[0]
     n_pre, n_post = w.shape
     # the TimingState fields but the clock, in order (the twins' shared arguments)

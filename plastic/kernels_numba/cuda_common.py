@@ -15,9 +15,9 @@ import numpy as np
 from numba import cuda
 
 from plastic.errors import RuleError
+from plastic.kernels_numba.arrays import activity_as_steps, is_torch_tensor, spikes_as_steps
 from plastic.kernels_numba.state_layout import TimingState
 from plastic.kernels_numba.synapse_math import decayed_trace
-from plastic.rules.backends import activity_as_steps, is_torch_tensor, spikes_as_steps
 
 SIMULATED = bool(numba.config.ENABLE_CUDASIM)
 # Threads per block (one block works on one weight row). A power of two: see block_sum.
@@ -79,7 +79,7 @@ def device_activity(activity: Any, n: int, what: str, steps: int | None = None) 
 
 def device_rows(rows: Any, n_pre: int) -> Any:
     """Selected rows (indices or selection vector) as an int64 device array."""
-    from plastic.rules.backends import row_indices
+    from plastic.kernels_numba.arrays import row_indices
 
     return cuda.to_device(row_indices(_host_array(rows), n_pre))
 
@@ -128,14 +128,22 @@ def advance_and_record(
 def begin_step(timing: TimingState, pre_s: Any, post_s: Any, coef: tuple) -> int:
     """Start a step of a spike-timing rule: advance the host clock, then on the device empty
     the step's ring slot, advance both traces and record the post spikes; returns the step.
-    (coef starts with decay_pre, decay_post, as in every spike-timing rule.)"""
+    (every spike-timing rule's coefficients have decay_pre and decay_post.)"""
     t = timing
     step_no = int(t.clock[0]) + 1
     t.clock[0] = step_no
     slot = step_no % t.ring_count.shape[0]
     clear_slot[1, 1](t.ring_count, slot)
     advance_and_record[grid_for(max(t.x_pre.shape[0], t.x_post.shape[0])), BLOCK](
-        pre_s, post_s, t.x_pre, t.x_post, t.ring_post, t.ring_count, slot, coef[0], coef[1]
+        pre_s,
+        post_s,
+        t.x_pre,
+        t.x_post,
+        t.ring_post,
+        t.ring_count,
+        slot,
+        coef.decay_pre,
+        coef.decay_post,
     )
     return step_no
 

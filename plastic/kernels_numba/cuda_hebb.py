@@ -84,7 +84,8 @@ def step(pre: Any, post: Any, weights: Any, state: RateState, coef: tuple, inter
     w = device_weights(weights, n_pre, n_post)
     pre_d = device_activity(pre, n_pre, "pre")
     post_d = device_activity(post, n_post, "post", pre_d.shape[0])
-    gain, learning_rate, w_min, w_max, max_norm = coef
+    gain, learning_rate, max_norm = coef.gain, coef.learning_rate, coef.max_norm
+    w_min, w_max = coef.w_min, coef.w_max
     for k in range(pre_d.shape[0]):
         s.clock[0] += 1
         advance_rates[grid_for(max(n_pre, n_post)), BLOCK](

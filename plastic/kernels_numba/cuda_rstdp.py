@@ -41,7 +41,8 @@ def replay_eligibility_row(
     e, w, i, mask, mi, ring_post, ring_count, x_synced, first, last, target, coef, tid, nt
 ):
     """Row i's deferred LTP of steps first..last into e, decayed to `target` (barriers)."""
-    decay_pre, _, a_plus, _, _, w_max, soft, decay_elig = coef
+    decay_pre, a_plus, w_max = coef.decay_pre, coef.a_plus, coef.w_max
+    soft, decay_elig = coef.soft, coef.decay_elig
     ring = ring_count.shape[0]
     x = x_synced
     for step in range(first, last + 1):
@@ -76,7 +77,7 @@ def sync_row(
     first = row_step[i]
     if first != step:
         mi = mask_row(mask, i)
-        scale_row(e, i, float32(coef[7] ** (step - first)), tid, nt)
+        scale_row(e, i, float32(coef.decay_elig ** (step - first)), tid, nt)
         cuda.syncthreads()
         replay_eligibility_row(
             e,
@@ -120,7 +121,8 @@ def spiking_rows(
     if pre_s[i] == 0:
         return
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
-    _, _, a_plus, a_minus, w_min, w_max, soft, decay_elig = coef
+    a_plus, a_minus, w_min, w_max = coef.a_plus, coef.a_minus, coef.w_min, coef.w_max
+    soft, decay_elig = coef.soft, coef.decay_elig
     mi = mask_row(mask, i)
     first = row_step[i]
     row_decay = float32(decay_elig ** (step - first))
@@ -249,7 +251,9 @@ def apply_reward(
     sync_device()
     square = float(np.sum(state.row_square.copy_to_host()))
     scale = np.float32(norm_cap_scale(float(modulation), square, float(max_norm)))
-    reward_rows[t.x_pre.shape[0], BLOCK](w, state.eligibility, t.mask, scale, coef[4], coef[5])
+    reward_rows[t.x_pre.shape[0], BLOCK](
+        w, state.eligibility, t.mask, scale, coef.w_min, coef.w_max
+    )
     return weights
 
 

@@ -36,7 +36,8 @@ __all__ = ["flush", "step", "to_device"]
 @cuda.jit(device=True)
 def replay_weight_row(w, i, mask, mi, ring_post, ring_count, x_synced, first, last, coef, tid, nt):
     """Row i's deferred LTP of steps first..last, one step at a time (barrier in between)."""
-    decay_pre, _, a_plus, _, w_min, w_max, max_dw, soft = coef
+    decay_pre, a_plus, w_min, w_max = coef.decay_pre, coef.a_plus, coef.w_min, coef.w_max
+    max_dw, soft = coef.max_dw, coef.soft
     ring = ring_count.shape[0]
     x = x_synced
     for step in range(first, last + 1):
@@ -71,7 +72,8 @@ def spiking_rows(
     if pre_s[i] == 0:
         return
     tid, nt = cuda.threadIdx.x, cuda.blockDim.x
-    _, _, a_plus, a_minus, w_min, w_max, max_dw, soft = coef
+    a_plus, a_minus, w_min, w_max = coef.a_plus, coef.a_minus, coef.w_min, coef.w_max
+    max_dw, soft = coef.max_dw, coef.soft
     mi = mask_row(mask, i)
     replay_weight_row(
         w,

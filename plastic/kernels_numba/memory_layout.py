@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-N_BYTES = 256  # the memory predicts bytes; higher token ids are stream boundaries to it
+from plastic.kernels_numba.memory_math import N_BYTES
+
 GROWTH = 2  # capacities double when a chunk could overflow them
 
 

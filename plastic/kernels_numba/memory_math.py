@@ -14,6 +14,8 @@ from __future__ import annotations
 from numba import float32, uint64
 from numba.extending import register_jitable
 
+N_BYTES = 256  # the memory predicts bytes; higher token ids are stream boundaries to it
+
 HASH_MULTIPLIER = 0x9E3779B97F4A7C15  # Fibonacci hashing (Knuth 6.4)
 ORDER_SALT = 0xBF58476D1CE4E5B9  # splitmix64's first multiplier: keys of different orders differ
 HASH_SEED = 0x12345

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from plastic.errors import RuleError
+from plastic.kernels_numba.arrays import connectivity_mask
 from plastic.kernels_numba.state_layout import (
     EligibilityState,
     RateState,
@@ -23,7 +24,6 @@ from plastic.kernels_numba.state_layout import (
     new_rate_state,
     new_timing_state,
 )
-from plastic.rules.backends import connectivity_mask
 
 
 def host(array: Any) -> np.ndarray:

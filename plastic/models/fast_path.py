@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from plastic.models import fused_kernels as fk
+from plastic.models.outputs import LMOutput, LMState
 
 if TYPE_CHECKING:
     from plastic.models.neurons import LIFPopulation
-    from plastic.models.spiking_lm import LMOutput, LMState, SpikingLM
+    from plastic.models.spiking_lm import SpikingLM
 
 
 def _t(weight: torch.Tensor) -> np.ndarray:
@@ -183,8 +184,6 @@ class FastStep:
     def _run(
         self, tokens: torch.Tensor, state: LMState | None, x: torch.Tensor, work: np.ndarray
     ) -> LMOutput:
-        from plastic.models.spiking_lm import LMOutput, LMState
-
         model, cfg, w = self.model, self.model.config, self.weights()
         b, d, t = tokens.shape[0], cfg.d_model, cfg.timesteps
         heads = cfg.n_heads

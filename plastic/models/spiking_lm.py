@@ -14,7 +14,6 @@ Block i:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,19 +23,8 @@ from torch.utils.checkpoint import checkpoint
 from plastic.models.config import ModelConfig
 from plastic.models.mixing import retention
 from plastic.models.neurons import LIFPopulation
+from plastic.models.outputs import LMOutput, LMState
 from plastic.models.sites import SiteInfo, SiteRegistry
-
-
-class LMState(NamedTuple):
-    """Recurrent state carried between calls: one retention matrix per block."""
-
-    mix: tuple[torch.Tensor, ...]  # each [B, heads, d_k, d_k]
-
-
-class LMOutput(NamedTuple):
-    logits: torch.Tensor  # [B, S, vocab]
-    state: LMState
-    rates: dict[str, torch.Tensor]  # site name -> mean spike rate (scalar tensor, differentiable)
 
 
 def _population(cfg: ModelConfig, size: int) -> LIFPopulation:

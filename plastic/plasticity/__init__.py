@@ -15,29 +15,40 @@
     plastic.save("adapters/quimby")              # adapter_config.json + adapter_model.safetensors
     again = PlasticModel.from_pretrained(backbone, "adapters/quimby")
 
-Modules (one job each): `config` (AdapterConfig, GuardConfig), `targeting` (which sites),
-`readout` / `residual` (the adapter kinds), `synapses` (weights + rule + snapshots),
-`kernels` (Numba per-token kernels), `adapter` (a named adapter), `model` (PlasticModel:
-the wrapper and the per-token learning order), `engine` (turns, guards, undo, feedback,
-stats), `adapter_io` (save/load), `reward_*` (reward plugins and their registry),
-`plugins` (the generic plugin registry), `probe` (the drift guard's text), `bench`
-(tokens/s with and without learning), `chat_learning` (the chat's flags and commands),
-`prequential` (a stream read once by the backbone, replayed exactly under readout adapters:
-what `plastic bench adapt` runs on).
+Modules (one job each): `config` (AdapterConfig, GuardConfig), `config_v1` (the previous
+format), `kinds` (the adapter-kind protocol and registry), `readout` / `residual` / `memory`
+(the built-in kinds), `targeting` (which sites), `synapses` (weights + rule + snapshots),
+`adapter` (a named adapter), `model` (PlasticModel: the wrapper and the per-token learning
+order), `engine` (turns, guards, undo, feedback, stats), `adapter_io` (save/load),
+`rewards/` (reward sources, their registry and `RewardSet`), `probe` (the drift guard's
+text), `chat_learning` (the chat's flags and commands), `prequential` (a stream read once by
+the backbone, replayed exactly under readout adapters: what `plastic bench adapt` runs on).
+The per-token Numba kernels are in `plastic.kernels_numba.adapter_kernels`.
 
 When learning happens and from what signal is documented in `plastic.plasticity.engine`;
 the exact per-token order in `plastic.plasticity.model`.
 """
 
+from plastic.kernels_numba.threads import set_kernel_threads
 from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 from plastic.plasticity.config import AdapterConfig, GuardConfig, default_rule_params
 from plastic.plasticity.engine import GuardEvent, LearningEngine, TurnReport
-from plastic.plasticity.kernels import set_kernel_threads
+from plastic.plasticity.kinds import (
+    ADAPTER_API_VERSION,
+    AdapterKind,
+    AdapterLayer,
+    KindSettings,
+    KindSpec,
+    get_kind,
+    kind_names,
+    register_kind,
+    unregister_kind,
+)
 from plastic.plasticity.model import PlasticModel, attach
-from plastic.plasticity.reward_callback import callback_reward
-from plastic.plasticity.reward_protocol import REWARD_API_VERSION, RewardSource, TokenEvent
-from plastic.plasticity.reward_registry import (
+from plastic.plasticity.rewards.callback import callback_reward
+from plastic.plasticity.rewards.protocol import REWARD_API_VERSION, RewardSource, TokenEvent
+from plastic.plasticity.rewards.registry import (
     get_reward,
     register_reward,
     reward_names,
@@ -45,12 +56,17 @@ from plastic.plasticity.reward_registry import (
 )
 
 __all__ = [
+    "ADAPTER_API_VERSION",
     "REWARD_API_VERSION",
     "Adapter",
     "AdapterConfig",
+    "AdapterKind",
+    "AdapterLayer",
     "ChatLearning",
     "GuardConfig",
     "GuardEvent",
+    "KindSettings",
+    "KindSpec",
     "LearningEngine",
     "PlasticModel",
     "RewardSource",
@@ -60,9 +76,13 @@ __all__ = [
     "build_plastic_model",
     "callback_reward",
     "default_rule_params",
+    "get_kind",
     "get_reward",
+    "kind_names",
+    "register_kind",
     "register_reward",
     "reward_names",
     "set_kernel_threads",
+    "unregister_kind",
     "unregister_reward",
 ]

@@ -1,10 +1,10 @@
 """`Adapter`: one named adapter config, attached to the sites it hits, with its rewards.
 
-An adapter owns one layer per site hit (`ReadoutLayer` or `ResidualLayer`, by kind), the
-reward sources named in its config, a seeded RNG (residual weights' initialisation, a
-readout's sampled output spikes; saved with the adapter and in its snapshots)
-and a few counters. It knows nothing about hooks or turns: `PlasticModel` wires it into
-the backbone, `LearningEngine` snapshots and guards it.
+An adapter owns one layer per site hit (built by its kind, see `plastic.plasticity.kinds`),
+the reward sources named in its config, a seeded RNG (e.g. a residual layer's initial
+weights; saved with the adapter and in its snapshots) and a few counters. It knows nothing
+about hooks or turns: `PlasticModel` wires it into the backbone, `LearningEngine` snapshots
+and guards it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ import numpy as np
 
 from plastic.models.spiking_lm import SpikingLM
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.memory import MemoryLayer
-from plastic.plasticity.readout import ReadoutLayer
-from plastic.plasticity.residual import ResidualLayer
-from plastic.plasticity.rewards import RewardSet
+from plastic.plasticity.kinds import AdapterLayer
+from plastic.plasticity.rewards.reward_set import RewardSet
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.plasticity.targeting import match_sites
-
-Layer = ReadoutLayer | ResidualLayer | MemoryLayer
 
 
 @dataclass
@@ -53,8 +49,8 @@ class AdapterSnapshot(NamedTuple):
     layers: dict[str, SynapseSnapshot]
     rewards: Any
     counters: dict[str, Any]
-    rng: dict[str, Any] | None = None  # the RNG's bit-generator state (sampled output spikes)
-    contexts: dict[str, dict[str, np.ndarray]] | None = None  # readout sites' signatures
+    rng: dict[str, Any] | None = None  # the RNG's bit-generator state
+    extra: dict[str, dict[str, np.ndarray]] | None = None  # per site: the layer's extra_state
 
 
 @dataclass
@@ -64,7 +60,7 @@ class Adapter:
     name: str
     config: AdapterConfig
     sites: list[str]
-    layers: dict[str, Layer]
+    layers: dict[str, AdapterLayer]
     rewards: RewardSet
     rng: np.random.Generator
     enabled: bool = True
@@ -77,24 +73,12 @@ class Adapter:
         site_names = list(model.sites.info)
         sites = match_sites(site_names, config.effective_targets(model.config.n_layers))
         rng = np.random.default_rng(config.seed)
-        layers: dict[str, Layer] = {}
-        for site in sites:
-            info = model.sites.info[site]
-            if config.kind == "readout":
-                layers[site] = ReadoutLayer(info, model.config.vocab_size, config)
-            elif config.kind == "memory":
-                layers[site] = MemoryLayer(info, model.config.vocab_size, config)
-            else:
-                layers[site] = ResidualLayer(info, config, rng)
+        kind, vocab = config.kind_type, model.config.vocab_size
+        layers = {
+            site: kind.create_layer(model.sites.info[site], vocab, config, rng) for site in sites
+        }
         rewards = RewardSet(config.reward, config.reward_params)
         return cls(name, config, sites, layers, rewards, rng)
-
-    @property
-    def readout_layers(self) -> list[ReadoutLayer]:
-        return [layer for _, layer in self._readouts()]
-
-    def _readouts(self) -> list[tuple[str, ReadoutLayer]]:
-        return [(site, lay) for site, lay in self.layers.items() if isinstance(lay, ReadoutLayer)]
 
     @property
     def uses_reward(self) -> bool:
@@ -107,7 +91,7 @@ class Adapter:
             self.rewards.snapshot(),
             self.counters.to_dict(),
             copy.deepcopy(self.rng.bit_generator.state),
-            {site: layer.context.state_arrays() for site, layer in self._readouts()},
+            {site: layer.extra_state() for site, layer in self.layers.items()},
         )
 
     def restore(self, snap: AdapterSnapshot, *, counters: bool = True) -> None:
@@ -116,18 +100,16 @@ class Adapter:
         self.rewards.restore(snap.rewards)
         if snap.rng is not None:
             self.rng.bit_generator.state = copy.deepcopy(snap.rng)
-        if snap.contexts is not None:
-            for site, layer in self._readouts():
-                layer.context.load_state_arrays(snap.contexts[site])
+        if snap.extra is not None:
+            for site, layer in self.layers.items():
+                layer.load_extra_state(snap.extra[site])
         if counters:
             self.counters = AdapterCounters.from_dict(snap.counters)
 
     def reset(self) -> None:
         """Initial weights, fresh rule and reward states, counters kept."""
         for layer in self.layers.values():
-            layer.synapses.reset()
-            if isinstance(layer, ReadoutLayer):
-                layer.context.reset()
+            layer.reset()
             layer.forget_context()
             layer.reset_counters()
         self.rewards.reset()

@@ -8,12 +8,15 @@ as plain arrays (nothing is pickled):
 
     sites.<site>.weights            float32 [n_pre, n_post]   the plastic weights
     sites.<site>.rule.<key>         the rule's state (traces, eligibility, baseline, step)
-    sites.<site>.projection         residual adapters: the fixed output projection
+    sites.<site>.<key>              the layer's `extra_state` (a residual layer's fixed
+                                    `projection`, a readout layer's `context.*` signature)
     rewards.<source>.<key>          reward sources' states (e.g. surprise statistics)
     rng.pcg64                       uint64 [6]: the adapter's RNG state
 
 so a loaded adapter keeps learning exactly where it stopped. Loading onto another
 backbone, a corrupt file or arrays of the wrong shape raise a one-line CheckpointError.
+Adapters saved in format version 1 are converted on load when they run the same under
+version 2, and refused in one line saying how to convert them otherwise (`config_v1`).
 """
 
 from __future__ import annotations
@@ -31,8 +34,7 @@ from plastic import __version__
 from plastic.errors import CheckpointError, ConfigError, PlasticError, one_line
 from plastic.plasticity.adapter import Adapter, AdapterCounters
 from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
-from plastic.plasticity.readout import ReadoutLayer
-from plastic.plasticity.residual import ResidualLayer
+from plastic.plasticity.config_v1 import upgrade_config
 from plastic.rules import RULE_API_VERSION
 
 if TYPE_CHECKING:
@@ -135,11 +137,8 @@ def write_adapter(model: PlasticModel, adapter: Adapter, out: Path) -> None:
         tensors[f"sites.{site}.weights"] = np.ascontiguousarray(syn.weights.copy())
         for key, value in syn.state_arrays().items():
             tensors[f"sites.{site}.rule.{key}"] = np.ascontiguousarray(value)
-        if isinstance(layer, ResidualLayer):
-            tensors[f"sites.{site}.projection"] = layer.projection
-        elif isinstance(layer, ReadoutLayer) and layer.context.enabled:
-            for key, value in layer.context.state_arrays().items():
-                tensors[f"sites.{site}.context.{key}"] = value
+        for key, value in layer.extra_state().items():
+            tensors[f"sites.{site}.{key}"] = np.ascontiguousarray(value)
         rule_params = syn.params.to_dict()
     for key, value in adapter.rewards.state_arrays().items():
         tensors[f"rewards.{key}"] = np.ascontiguousarray(value)
@@ -241,20 +240,6 @@ def check_backbone(model: PlasticModel, directory: Path, doc: dict[str, Any]) ->
         )
 
 
-# Config keys added after format version 1, with the value meaning "as before the key":
-# an adapter saved before the cache mix was trained to be added to the logits (cache_mix 0);
-# one saved before confidence_power mixed in proportion to its plain confidence (power 1);
-# one saved before mix_doubt_power / mix_purity_power mixed whatever the backbone's doubt /
-# the recall's purity (power 0); one saved before context_tau recalled in any context (0).
-BEHAVIOUR_BEFORE_KEY: dict[str, Any] = {
-    "cache_mix": 0.0,
-    "confidence_power": 1.0,
-    "mix_doubt_power": 0.0,
-    "mix_purity_power": 0.0,
-    "context_tau": 0.0,
-}
-
-
 def load_adapter(
     model: PlasticModel, directory: Path, doc: dict[str, Any], *, replace: bool = False
 ) -> str:
@@ -265,11 +250,9 @@ def load_adapter(
             raise CheckpointError(f"{directory}: an adapter named {name!r} is already attached")
         model.delete_adapter(name)
     saved = doc["config"]
-    if isinstance(saved, dict):
-        # a key missing from a saved config was added later: it takes the value that
-        # reproduces the behaviour the adapter was trained with, not today's default
-        saved = {**BEHAVIOUR_BEFORE_KEY, **saved}
     try:
+        if doc.get("format_version", 0) < ADAPTER_FORMAT_VERSION:
+            saved = upgrade_config(saved)
         config = AdapterConfig.from_dict(saved)
     except PlasticError as exc:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None
@@ -317,19 +300,14 @@ def _fill_adapter(
             raise CheckpointError(f"{path}: rule state of site {site!r} is bad ({exc})") from None
         except (KeyError, ValueError, IndexError) as exc:
             raise CheckpointError(f"{path}: rule state of site {site!r} is bad ({exc})") from None
-        if isinstance(layer, ResidualLayer):
-            layer.projection[...] = _array(
-                arrays, prefix + "projection", layer.projection.shape, np.float32, path
-            )
-        elif isinstance(layer, ReadoutLayer) and layer.context.enabled:
-            context = {
-                key: _array(arrays, prefix + "context." + key, value.shape, np.float64, path)
-                for key, value in layer.context.state_arrays().items()
-            }
-            try:
-                layer.context.load_state_arrays(context)
-            except ValueError as exc:
-                raise CheckpointError(f"{path}: site {site!r}: {exc}") from None
+        extra = {
+            key: _array(arrays, prefix + key, value.shape, value.dtype.type, path)
+            for key, value in layer.extra_state().items()
+        }
+        try:
+            layer.load_extra_state(extra)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: site {site!r}: {exc}") from None
     rewards = {k[len("rewards.") :]: v for k, v in arrays.items() if k.startswith("rewards.")}
     adapter.rewards.load_state_arrays(rewards)
     if "rng.pcg64" in arrays:

@@ -13,12 +13,12 @@ REPL only dispatches:
         for token in conv.generate(...): ...
     report = learn.end_turn()                       #   guards; report.messages() if any
     status.update(learn.status())                   # the status line
-    learn.command("good", "")                       # /learn /good /bad /undo /score /save
+    learn.feedback(+1.0)                            # /good (the CLI parses the commands)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,11 +30,7 @@ from plastic.plasticity.engine import TurnReport
 from plastic.plasticity.model import PlasticModel
 
 if TYPE_CHECKING:
-    import torch
-
-    from plastic.models.generate import Conversation, FeedResult
-
-COMMANDS = ("learn", "good", "bad", "undo", "score", "save", "stats")
+    from plastic.models.generate import FeedResult
 
 
 def build_plastic_model(
@@ -98,12 +94,12 @@ def adapter_config(
         "rule_params": dict(rule_params or {}),
     }
     given = dict(settings or {})
-    if memory:  # the memory's own settings (`/stats` lists them with the shared ones)
-        from dataclasses import fields as dataclass_fields
+    # the kind's own settings (`/stats` lists them with the shared ones)
+    from dataclasses import fields as dataclass_fields
 
-        shared = {f.name for f in dataclass_fields(AdapterConfig)}
-        own = {k: given.pop(k) for k in list(given) if k not in shared}
-        given["kind_params"] = {**dict(given.get("kind_params") or {}), **own}
+    shared = {f.name for f in dataclass_fields(AdapterConfig)}
+    own = {k: given.pop(k) for k in list(given) if k not in shared}
+    given["kind_params"] = {**dict(given.get("kind_params") or {}), **own}
     try:
         config = AdapterConfig(**{**fields, **given})
     except (TypeError, ValueError) as exc:
@@ -124,7 +120,12 @@ def _names(value: Sequence[str] | str) -> list[str]:
 
 
 class ChatLearning:
-    """The REPL's calls into the learning engine; see the module docstring."""
+    """The REPL's calls into the learning engine; see the module docstring.
+
+    The hooks of a turn are the engine's own methods (`begin_turn`, `observe`,
+    `generating`, `end_turn`, `status`: the `TurnLearner` the chat session drives);
+    what this class adds is `on_reset` and what the slash commands do.
+    """
 
     def __init__(
         self, model: PlasticModel, *, learning: bool = True, overwrite: bool = False
@@ -133,63 +134,31 @@ class ChatLearning:
         self.overwrite = overwrite  # /save may replace an existing directory (chat --force)
         self.engine = model.engine
         self.engine.learning = learning
-
-    # -- hooks of a turn ----------------------------------------------------------------
-    def begin_turn(self) -> None:
-        self.engine.begin_turn()
-
-    def observe(
-        self,
-        conversation: Conversation,
-        data: str | bytes | Iterable[int] | torch.Tensor,
-        *,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FeedResult:
-        return self.engine.observe(conversation, data, progress=progress)
-
-    def generating(self) -> AbstractContextManager[None]:
-        return self.engine.generating()
-
-    def end_turn(self) -> TurnReport:
-        return self.engine.end_turn()
-
-    def status(self) -> dict[str, Any]:
-        """Fields for the status line (learn on/off, last reward, probe, guard messages)."""
-        return self.engine.status()
+        engine = self.engine
+        self.begin_turn: Callable[[], None] = engine.begin_turn
+        self.observe: Callable[..., FeedResult] = engine.observe
+        self.generating: Callable[[], AbstractContextManager[None]] = engine.generating
+        self.end_turn: Callable[[], TurnReport] = engine.end_turn
+        self.status: Callable[[], dict[str, Any]] = engine.status
 
     def on_reset(self) -> None:
         """After `/reset` (the conversation fed <bos>, which already ends the stream)."""
         self.model.forget_context()
 
-    # -- slash commands -----------------------------------------------------------------
-    def command(self, name: str, arg: str = "") -> str | dict[str, Any]:
-        """Run `/name arg` (name in COMMANDS); returns the text (or, for stats, the dict)."""
-        if name not in COMMANDS:
-            raise ConfigError(f"unknown learning command /{name}")
-        return getattr(self, f"cmd_{name}")(arg.strip())
-
-    def cmd_learn(self, arg: str) -> str:
-        """/learn on|off: switch learning (adapters keep contributing either way)."""
-        if arg in ("on", "off"):
-            self.engine.learning = arg == "on"
-        elif arg:
-            raise ConfigError(f"/learn takes 'on' or 'off', not {arg!r}")
+    # -- what the slash commands do (parsed by plastic.cli.chat.learning) ----------------
+    def set_learning(self, on: bool | None) -> str:
+        """Switch learning on or off (None: leave it); adapters contribute either way."""
+        if on is not None:
+            self.engine.learning = on
         return f"learning is {'on' if self.engine.learning else 'off'}"
 
-    def cmd_good(self, arg: str = "") -> str:
-        """/good: reward the last reply (+1 through the eligibility traces)."""
-        return self._feedback(+1.0)
-
-    def cmd_bad(self, arg: str = "") -> str:
-        """/bad: punish the last reply (-1 through the eligibility traces)."""
-        return self._feedback(-1.0)
-
-    def _feedback(self, value: float) -> str:
+    def feedback(self, value: float) -> str:
+        """Credit the last reply with `value` (+1 /good, -1 /bad) through the eligibility."""
         report = self.engine.feedback(value)
         return "; ".join(report.messages()) or "no change"
 
-    def cmd_undo(self, arg: str = "") -> str:
-        """/undo: the adapters' weights as they were before the last turn (bit for bit)."""
+    def undo(self) -> str:
+        """The adapters' weights as they were before the last turn (bit for bit)."""
         return self.engine.undo().message
 
     def score(self, text: str) -> dict[str, float]:
@@ -207,39 +176,21 @@ class ChatLearning:
             "bytes": len(text.encode("utf-8")),
         }
 
-    def stats(self) -> dict[str, Any]:
-        """The engine's figures per adapter and site (see `LearningEngine.stats`)."""
-        return self.engine.stats()
-
-    def cmd_score(self, arg: str) -> str:
-        """/score TEXT: bits/byte of TEXT now (learns nothing), and under the frozen backbone."""
-        return format_score(self.score(arg))
-
-    def cmd_save(self, arg: str) -> str:
-        """/save DIR [force]: save the adapters with their learning state (atomically; an
-        existing DIR is refused unless `force`, or the chat's --force, says overwrite)."""
+    def save(self, directory: str, *, force: bool = False) -> str:
+        """Save the adapters with their learning state (atomically; an existing directory
+        is refused unless `force`, or the chat's --force, says overwrite)."""
         from plastic.plasticity.adapter_io import save_atomically
 
-        directory, force = save_target(arg)
+        if not directory:
+            raise ConfigError("/save needs a directory: /save DIR [force]")
         hint = f"; /save {directory} force overwrites it"
         overwrite = force or self.overwrite
         written = save_atomically(self.model, directory, overwrite=overwrite, hint=hint)
         return "saved " + ", ".join(str(p) for p in written)
 
-    def cmd_stats(self, arg: str = "") -> dict[str, Any]:
-        """/stats: per site weight-change norms, eligibility, last reward and baseline."""
+    def stats(self) -> dict[str, Any]:
+        """The engine's figures per adapter and site (see `LearningEngine.stats`)."""
         return self.engine.stats()
-
-
-def save_target(arg: str) -> tuple[str, bool]:
-    """The directory of `/save DIR [force]` and whether `force` was given."""
-    directory, _, flag = arg.rpartition(" ")
-    if flag != "force":
-        directory, flag = arg, ""
-    directory = directory.strip()
-    if not directory:
-        raise ConfigError("/save needs a directory: /save DIR [force]")
-    return directory, bool(flag)
 
 
 def format_score(figures: dict[str, float]) -> str:

@@ -1,21 +1,15 @@
 """What an adapter is (`AdapterConfig`) and how the engine guards it (`GuardConfig`).
 
-Both are frozen dataclasses stored as JSON. `AdapterConfig.from_dict` accepts files
-written by older versions (unknown keys warn and are ignored, as in PEFT) and refuses
-files from a newer format version.
+Both are frozen dataclasses stored as JSON. `AdapterConfig` holds what every adapter kind
+shares; a kind's own settings (`ReadoutConfig`, `ResidualConfig`, `MemoryConfig`, or a
+plugin's) live in `kind_params`, filled in with the kind's defaults, and its equations in
+its module (see `plastic.plasticity.kinds`). `AdapterConfig.from_dict` accepts files written
+by newer versions (unknown keys warn and are ignored, as in PEFT); files of the previous
+format are converted or refused by `plastic.plasticity.config_v1`.
 
-Adapter kinds (see `readout` and `residual` for the equations):
-- "readout" (the default): plastic associative synapses from a site's spikes onto one
-  output neuron per token id, added to the logits; a Hebbian, cache-like memory.
-- "residual" (experimental): a plastic LIF population fed by a site's spikes, projected
-  back into the residual stream through a fixed random matrix; the spiking cousin of LoRA.
-- "memory" (the chat's default, `memory_adapter_config()`): a context memory of delay-line
-  detectors with plastic synapses onto the byte neurons and a plastic mixer, at the
-  readout (`plastic.plasticity.memory`); its own settings live in `kind_params`.
-
-Rule parameters are merged over per-kind defaults (`default_rule_params`) that were chosen
-for these adapters, not for the rule in isolation; a saved adapter records the effective
-parameters, so it behaves the same if the defaults change later.
+Rule parameters are merged over the kind's defaults (`default_rule_params`), chosen for
+that kind, not for the rule in isolation; a saved adapter records the effective parameters,
+so it behaves the same if the defaults change later.
 """
 
 from __future__ import annotations
@@ -29,104 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plastic.errors import ConfigError
+from plastic.plasticity.kinds import AdapterKind, get_kind
 
-ADAPTER_FORMAT_VERSION = 1
-KINDS = ("readout", "residual", "memory")
-
-# Chosen by teach-and-probe runs on a trained tiny backbone (see `readout`): fast traces pair
-# a token's spikes with the next token only; equal LTP/LTD keeps recalls that miss in check.
-# tau_eligibility 1 step (was 10, then 2): a token's surprise credits its own pairing, not
-# those of the tokens before it (T + 2 = 6 steps per token); chosen with the readout gain
-# (14) and the gated cache mix (lambda 0.4, confidence^2.5, doubt^0.5, no fading) by
-# `plastic bench adapt` on held-out text (100,000 bytes per stream), see
-# docs/log/2026-11-23-readout.md.
-# The context gate (context_tau, context_signature_tau, context_tolerance) was chosen the same
-# way in the fifth round.
-_READOUT_RULES: dict[str, dict[str, Any]] = {
-    "rstdp": {
-        "tau_pre": 2.0,
-        "tau_post": 2.0,
-        "a_plus": 1.0,
-        "a_minus": 1.0,
-        "tau_eligibility": 1.0,
-        "learning_rate": 0.1,
-        "baseline_tau": 0.0,  # the reward sources bring their own baselines
-        "w_min": -1.0,
-        "w_max": 1.0,
-        "max_update_norm": 2.0,
-    },
-    "stdp": {"tau_pre": 2.0, "tau_post": 2.0, "a_plus": 0.05, "a_minus": 0.025},
-    "hebb": {"tau_rate": 3.0, "learning_rate": 0.01, "update_interval": 3},
-}
-_RESIDUAL_RULES: dict[str, dict[str, Any]] = {
-    "rstdp": {
-        "tau_pre": 5.0,
-        "tau_post": 5.0,
-        "a_plus": 1.0,
-        "a_minus": 1.0,
-        "tau_eligibility": 20.0,
-        "learning_rate": 0.002,
-        "baseline_tau": 0.0,
-        "w_min": -0.5,
-        "w_max": 0.5,
-        "max_update_norm": 0.5,
-    },
-    "stdp": {"tau_pre": 5.0, "tau_post": 5.0, "a_plus": 0.002, "a_minus": 0.0021, "w_max": 0.5},
-    "hebb": {
-        "tau_rate": 4.0,
-        "learning_rate": 0.001,
-        "update_interval": 4,
-        "w_min": -0.5,
-        "w_max": 0.5,
-    },
-}
-_KIND_DEFAULTS = {
-    # scale: readout gain in logits per unit weight; residual output current scale
-    "readout": {"scale": 14.0, "target_sites": ("readout",)},
-    "residual": {"scale": 0.02, "target_sites": None},  # None: the last block's ffn
-    "memory": {"scale": 1.0, "target_sites": ("readout",)},  # scale unused
-}
-
-
-# Fields of AdapterConfig that only one kind reads (the others ignore them).
-_KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "readout": (
-        "sharpness",
-        "recall_threshold",
-        "memory_tau",
-        "gate_power",
-        "cache_mix",
-        "cache_mix_gated",
-        "confidence_power",
-        "mix_doubt_power",
-        "mix_purity_power",
-        "context_tau",
-        "context_signature_tau",
-        "context_tolerance",
-        "sampled_posts",
-    ),
-    "residual": ("size", "beta", "threshold", "init_std"),
-}
-# Shared fields the memory does not read (it runs its own kernels and adds no scaled output).
-_MEMORY_IGNORES = ("backend", "scale")
+ADAPTER_FORMAT_VERSION = 2
+BACKENDS = ("numba", "torch")
 
 
 def default_rule_params(kind: str, rule: str) -> dict[str, Any]:
     """The rule parameters an adapter of `kind` uses unless its config overrides them."""
-    if kind == "memory":
-        return {}  # detector_stdp's own defaults were chosen for the memory
-    table = _READOUT_RULES if kind == "readout" else _RESIDUAL_RULES
-    return dict(table.get(rule, {}))
+    return dict(get_kind(kind).default_rule_params(rule))
 
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    """One adapter: where it sits, how it learns, and from which rewards.
+    """One adapter: its kind, where it sits, how it learns, and from which rewards.
 
     target_sites: a list matches site names exactly or by dotted suffix ("ffn" hits every
     `blocks.i.ffn`); a string is a regular expression matched against the whole name.
-    None picks the kind's default: "readout" for a readout adapter, the last block's
-    ffn for a residual one. Matching nothing is an error; the sites hit are recorded.
+    None picks the kind's default (e.g. "readout"; a residual adapter: the last block's
+    ffn). Matching nothing is an error; the sites hit are recorded.
+    kind_params: the kind's own settings; missing ones take the kind's defaults.
     """
 
     kind: str = "readout"
@@ -134,24 +50,6 @@ class AdapterConfig:
     rule: str = "rstdp"
     rule_params: Mapping[str, Any] = field(default_factory=dict)  # over default_rule_params
     backend: str = "numba"  # "numba" (event-driven CPU kernels) or "torch" (reference)
-    size: int = 256  # residual: LIF neurons (readout: one neuron per token id, fixed)
-    scale: float | None = None  # None: the kind's default (readout 14.0, residual 0.02)
-    sharpness: float = 3.0  # readout: exponent p of the match, gain * sign(m) |m|^p
-    recall_threshold: float = 0.5  # readout: recalls >= this (logits) that miss are depressed
-    memory_tau: float = 0.0  # readout: W fades to 0 over this many learnt tokens (0: never)
-    gate_power: float = 0.0  # readout: delta x (1 - max p)^q, q = this (0: no gate)
-    cache_mix: float = 0.4  # readout: lambda of p = (1-l) p_model + l softmax(delta) (0: add)
-    cache_mix_gated: bool = True  # readout: lambda x max softmax(delta)^q (memory's confidence)
-    confidence_power: float = 2.5  # readout, gated mix: q (1: plain confidence)
-    mix_doubt_power: float = 0.5  # readout, mix: lambda x (1 - max p_backbone)^r (0: off)
-    mix_purity_power: float = 0.0  # readout, mix: lambda x purity(m)^s (0: off)
-    context_tau: float = 1000.0  # readout: tokens of the read text's context (0: no context gate)
-    context_signature_tau: float = 2000.0  # readout: learnt tokens the signature averages over
-    context_tolerance: float = 0.002  # readout: gate 1 up to this distance D, 0 from twice it
-    sampled_posts: int = 0  # readout: output spikes drawn from the prediction (LTD), per token
-    beta: float = 0.9  # residual: LIF membrane decay per timestep
-    threshold: float = 1.0  # residual: LIF threshold
-    init_std: float | None = None  # residual: std of the initial plastic weights (None: auto)
     reward: tuple[str, ...] = ("surprise", "feedback")  # reward sources, summed
     reward_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     learn_on_generated: bool = True  # step the rule on the model's own tokens (eligibility)
@@ -166,16 +64,30 @@ class AdapterConfig:
         elif isinstance(self.reward, list):
             object.__setattr__(self, "reward", tuple(self.reward))
         object.__setattr__(self, "rule_params", dict(self.rule_params))
-        object.__setattr__(self, "kind_params", dict(self.kind_params))
         object.__setattr__(
             self, "reward_params", {k: dict(v) for k, v in dict(self.reward_params).items()}
         )
+        if not isinstance(self.kind, str):
+            raise ConfigError(f"kind must be an adapter kind's name, got {self.kind!r}")
+        if not isinstance(self.kind_params, Mapping):
+            raise ConfigError("kind_params must be an object of the kind's settings")
+        settings = self.kind_type.settings.from_dict(dict(self.kind_params))
+        object.__setattr__(self, "kind_params", settings.to_dict())
+        object.__setattr__(self, "_settings", settings)
         self.validate()
+
+    @property
+    def kind_type(self) -> AdapterKind:
+        """The adapter kind (ConfigError if no kind has this name)."""
+        return get_kind(self.kind)
+
+    @property
+    def settings(self) -> Any:
+        """The kind's own settings (e.g. a `ReadoutConfig`), defaults filled in."""
+        return self._settings  # type: ignore[attr-defined]
 
     def validate(self) -> AdapterConfig:
         """Raise ConfigError if the config cannot describe an adapter."""
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown adapter kind {self.kind!r}; choose from {', '.join(KINDS)}")
         if self.target_sites is not None and not isinstance(self.target_sites, (str, tuple)):
             raise ConfigError("target_sites must be a list of names, a regex string, or None")
         if isinstance(self.target_sites, tuple) and not self.target_sites:
@@ -184,59 +96,10 @@ class AdapterConfig:
             raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if not isinstance(self.rule, str) or not self.rule:
             raise ConfigError("rule must be a rule name (see `plastic rules`)")
-        if (self.kind == "memory") != (self.rule == "detector_stdp"):
-            raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
-        if self.kind == "memory" and not set(self.reward) <= {"feedback"}:
-            raise ConfigError(
-                "the memory learns from the text itself; its only reward source is feedback"
-            )
-        if self.kind_params and self.kind != "memory":
-            raise ConfigError(f"kind_params are for the memory kind, not {self.kind!r}")
-        if self.kind == "memory":
-            from plastic.plasticity.memory import MemoryConfig  # memory imports this module
-
-            MemoryConfig.from_dict(self.kind_params)
-        if self.backend not in ("numba", "torch"):
+        if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be 'numba' or 'torch', got {self.backend!r}")
-        if int(self.size) != self.size or self.size < 1:
-            raise ConfigError(f"size must be a positive integer, got {self.size!r}")
-        for name in ("beta", "threshold"):
-            value = getattr(self, name)
-            if not (_finite(value) and value > 0):
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (isinstance(self.sharpness, (int, float)) and 1.0 <= self.sharpness <= 8.0):
-            raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
-        if not (isinstance(self.cache_mix, (int, float)) and 0.0 <= self.cache_mix < 1.0):
-            raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
-        _check_exponent("gate_power", self.gate_power, zero_allowed=True)
-        _check_exponent("confidence_power", self.confidence_power, zero_allowed=False)
-        _check_exponent("mix_doubt_power", self.mix_doubt_power, zero_allowed=True)
-        _check_exponent("mix_purity_power", self.mix_purity_power, zero_allowed=True)
-        if not isinstance(self.cache_mix_gated, bool):
-            raise ConfigError(
-                f"cache_mix_gated must be true or false, got {self.cache_mix_gated!r}"
-            )
-        tau, signature_tau = self.context_tau, self.context_signature_tau
-        if not (_finite(tau) and (tau == 0 or tau >= 1)):
-            raise ConfigError(f"context_tau must be 0 (no gate) or >= 1 token, got {tau!r}")
-        if not (_finite(signature_tau) and signature_tau >= 1):
-            raise ConfigError(f"context_signature_tau must be >= 1 token, got {signature_tau!r}")
-        if not (_finite(self.context_tolerance) and self.context_tolerance > 0):
-            raise ConfigError(f"context_tolerance must be > 0, got {self.context_tolerance!r}")
-        if not (isinstance(self.sampled_posts, int) and 0 <= self.sampled_posts <= 64):
-            raise ConfigError(
-                f"sampled_posts must be an integer in [0, 64], got {self.sampled_posts!r}"
-            )
-        if not (math.isfinite(self.memory_tau) and self.memory_tau >= 0):
-            raise ConfigError(f"memory_tau must be >= 0 tokens, got {self.memory_tau!r}")
-        if not (math.isfinite(self.recall_threshold) and self.recall_threshold >= 0):
-            raise ConfigError(f"recall_threshold must be >= 0, got {self.recall_threshold!r}")
-        if not self.beta <= 1.0:
-            raise ConfigError(f"beta must be <= 1, got {self.beta}")
-        for name in ("scale", "init_std"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.learn_on_generated, bool):
+            raise ConfigError("learn_on_generated must be true or false")
         if not all(isinstance(r, str) and r for r in self.reward):
             raise ConfigError("reward must be a list of reward source names")
         unused = sorted(set(self.reward_params) - set(self.reward))
@@ -244,18 +107,29 @@ class AdapterConfig:
             raise ConfigError(
                 f"reward_params given for unused reward source(s): {', '.join(unused)}"
             )
+        self._check_rule_fits_kind()
+        self.kind_type.check(self)
         return self
 
-    # -- derived values ---------------------------------------------------------------
-    @property
-    def effective_scale(self) -> float:
-        return float(_KIND_DEFAULTS[self.kind]["scale"] if self.scale is None else self.scale)
+    def _check_rule_fits_kind(self) -> None:
+        """A rule made for certain kinds (it lists them in `adapter_kinds`) is refused by
+        the others; an unknown rule is reported when the adapter is built."""
+        from plastic.rules import get_rule, rule_sources
 
+        if self.rule not in rule_sources():
+            return
+        kinds = getattr(get_rule(self.rule), "adapter_kinds", None)
+        if kinds is not None and self.kind not in kinds:
+            raise ConfigError(
+                f"rule {self.rule!r} is for {' or '.join(kinds)} adapters, not {self.kind!r}"
+            )
+
+    # -- derived values ---------------------------------------------------------------
     def effective_targets(self, n_layers: int) -> tuple[str, ...] | str:
         """target_sites, or the kind's default for a model with `n_layers` blocks."""
         if self.target_sites is not None:
             return self.target_sites
-        default = _KIND_DEFAULTS[self.kind]["target_sites"]
+        default = self.kind_type.default_targets
         return default if default is not None else (f"blocks.{n_layers - 1}.ffn",)
 
     def effective_rule_params(self) -> dict[str, Any]:
@@ -263,28 +137,19 @@ class AdapterConfig:
         return {**default_rule_params(self.kind, self.rule), **self.rule_params}
 
     def effective_settings(self) -> dict[str, Any]:
-        """The settings this adapter runs with: the shared fields and its kind's own (for
-        the memory, its `kind_params` with every default filled in), not the other kinds'."""
+        """The settings this adapter runs with: the shared fields and its kind's own."""
         data = self.to_dict()
         for name in ("rule_params", "kind_params"):
             data.pop(name)
-        for kind, names in _KIND_FIELDS.items():
-            if kind != self.kind:
-                for name in names:
-                    data.pop(name, None)
-        if self.kind == "memory":
-            from plastic.plasticity.memory import MemoryConfig  # memory imports this module
-
-            for name in _MEMORY_IGNORES:
-                data.pop(name)
-            data.update(MemoryConfig.from_dict(self.kind_params).to_dict())
-        else:
-            data["scale"] = self.effective_scale
+        data.update(self.kind_params)
         return data
 
     # -- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["rule_params"] = dict(self.rule_params)
+        data["reward_params"] = {k: dict(v) for k, v in self.reward_params.items()}
+        data["kind_params"] = dict(self.kind_params)
         if isinstance(self.target_sites, tuple):
             data["target_sites"] = list(self.target_sites)
         data["reward"] = list(self.reward)
@@ -389,14 +254,6 @@ class GuardConfig:
 def _finite(value: Any) -> bool:
     """Whether `value` is a finite number (an int or a float)."""
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _check_exponent(name: str, value: Any, *, zero_allowed: bool) -> None:
-    """Raise ConfigError unless `value` is a finite number in [0, 8] ((0, 8] without zero):
-    the range of the readout's gate and mix exponents."""
-    if not (_finite(value) and (value >= 0 if zero_allowed else value > 0) and value <= 8):
-        interval = "[0, 8]" if zero_allowed else "(0, 8]"
-        raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
 
 
 def as_name_list(value: Sequence[str] | str) -> list[str]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plastic.plasticity.kernels import chi_distance, running_mean
+from plastic.kernels_numba.adapter_kernels import chi_distance, running_mean
 
 VARIANCE_FLOOR = 1e-3  # the floor of s_i (1 - s_i) in D: a silent neuron is not infinitely telling
 

@@ -20,7 +20,7 @@ When learning happens, and from what signal:
   self-reinforcement); two-factor rules (stdp, hebb) change weights on every step
   regardless of reward (set `learn_on_generated=False` to keep them off model turns);
 - after a reply: `/good` and `/bad` apply +1 / -1 once to the current eligibility
-  (distal reward: the reply's last tokens are credited most, see `reward_feedback`);
+  (distal reward: the reply's last tokens are credited most, see `rewards.feedback`);
 - `learning = False`: nothing changes; adapters still contribute.
 
 Guards (GuardConfig): the rules' hard weight bounds; a cap on ||W - W_turn_start||_F per
@@ -51,7 +51,6 @@ from plastic.plasticity.background_probe import BackgroundProbe
 from plastic.plasticity.config import GuardConfig
 from plastic.plasticity.prequential import BackbonePass, ScoringPass, cached_pass, scored_bits
 from plastic.plasticity.probe import probe_cache_dir, probe_text
-from plastic.plasticity.residual import ResidualLayer
 
 if TYPE_CHECKING:
     from plastic.models.generate import Conversation, FeedResult
@@ -606,11 +605,8 @@ class LearningEngine:
                 adapter.counters.guard_events += 1
 
     def _residual_learning(self) -> bool:
-        return any(
-            isinstance(layer, ResidualLayer)
-            for adapter in self.model.active_adapters()
-            for layer in adapter.layers.values()
-        )
+        """Whether an active layer's weights are read inside the backbone's parallel pass."""
+        return self.model.feeds_backbone()
 
 
 def _range(weights: np.ndarray) -> list[float | None]:

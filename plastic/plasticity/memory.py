@@ -53,6 +53,7 @@ from plastic.kernels_numba.memory_layout import (
 )
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.kinds import KindSpec, settings_from_dict
 from plastic.plasticity.synapses import SynapseSnapshot
 from plastic.rules import delta_mixer, detector_stdp
 
@@ -111,16 +112,7 @@ class MemoryConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MemoryConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown memory setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        try:
-            return cls(**dict(data))
-        except (TypeError, RuleError) as exc:
-            raise ConfigError(f"bad memory settings: {exc}") from None
+        return settings_from_dict(cls, data, "memory")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -380,10 +372,21 @@ def checked_tables(memory: MemoryLayer, state: Mapping[str, Any]) -> MemoryTable
     return tables
 
 
+def check_memory_config(config: AdapterConfig) -> None:
+    """The memory learns with detector_stdp from the text itself (and /good, /bad)."""
+    if config.rule != "detector_stdp":
+        raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+    if not set(config.reward) <= {"feedback"}:
+        raise ConfigError(
+            "the memory learns from the text itself; its only reward source is feedback"
+        )
+
+
 class MemoryLayer:
     """A context memory attached at one site (the readout); see the module docstring."""
 
-    kind = "memory"
+    kind = "memory"  # what traces record about the site
+
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
     feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
     learns_while_generating = False  # the reply is only kept as eligibility for /good, /bad
@@ -392,7 +395,7 @@ class MemoryLayer:
         if vocab_size < 256:
             raise ConfigError(f"the memory predicts bytes: vocabulary {vocab_size} < 256")
         self.site = site
-        self.settings = MemoryConfig.from_dict(config.kind_params)
+        self.settings: MemoryConfig = config.settings
         try:
             self.rule_params = detector_stdp.params_from_dict(config.effective_rule_params())
         except RuleError as exc:
@@ -570,6 +573,17 @@ class MemoryLayer:
         for observer in self.observers:
             observer.on_forget()
 
+    def reset(self) -> None:
+        """Empty tables, the mixer's initial trust, no eligibility."""
+        self.synapses.reset()
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """Everything learnt is in the synapses' state."""
+        return {}
+
+    def load_extra_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Nothing to restore beside the synapses."""
+
     def gate(self) -> float:
         """The conversation's gate g in [0, 1] now."""
         return 1.0 / (1.0 + math.exp(-float(self.live.gate[0]) / self.params.gate_scale))
@@ -585,3 +599,15 @@ class MemoryLayer:
 
     def reset_counters(self) -> None:
         """The memory's figures are its tables' (`rates`): nothing to reset."""
+
+
+KIND = KindSpec(
+    name="memory",
+    summary="delay-line detectors, plastic synapses onto byte neurons and a plastic mixer",
+    settings=MemoryConfig,
+    default_rule="detector_stdp",  # its own defaults were chosen for the memory
+    default_reward=("feedback",),
+    default_targets=("readout",),
+    layer=lambda site, vocab_size, config, rng: MemoryLayer(site, vocab_size, config),
+    checks=check_memory_config,
+)

@@ -8,8 +8,7 @@ Per token (B = 1, outside `frozen()`), in this fixed order (NOTES: forward -> re
 reward -> update), for a token x that follows a token whose logits l were returned:
 
 1. record  - the rule of every enabled adapter steps on the pairing of the previous
-             token's spikes with x (readout: x's output neuron fires after them); a
-             readout memory with `memory_tau` fades every FADE_EVERY learnt tokens;
+             token's spikes with x (readout: x's output neuron fires after them);
 2. reward  - each adapter's reward sources see x with p(x) = softmax(l)[x] and the phase
              ("observe" inside `observing()`, otherwise "generate"); a reward is applied
              to the weights at once (three-factor rules; two-factor rules change weights
@@ -44,6 +43,8 @@ import torch
 from torch import nn
 
 from plastic.errors import ConfigError
+from plastic.kernels_numba.adapter_kernels import token_bits, warm_up
+from plastic.kernels_numba.threads import kernel_threads
 from plastic.models.checkpoint import model_hash
 from plastic.models.config import ModelConfig
 from plastic.models.evaluate import stream_bits
@@ -52,11 +53,9 @@ from plastic.models.spiking_lm import LMOutput, LMState, SpikingLM
 from plastic.models.tokenizer import BOS
 from plastic.plasticity.adapter import Adapter
 from plastic.plasticity.config import AdapterConfig, GuardConfig
-from plastic.plasticity.kernels import kernel_threads, token_bits, warm_up
+from plastic.plasticity.kinds import AdapterLayer
 from plastic.plasticity.observers import LearningObserver
-from plastic.plasticity.readout import FADE_EVERY, ReadoutLayer
-from plastic.plasticity.residual import ResidualLayer
-from plastic.plasticity.reward_protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
+from plastic.plasticity.rewards.protocol import GENERATE, OBSERVE, TokenEvent, TokenHistory
 
 if TYPE_CHECKING:
     from plastic.plasticity.engine import LearningEngine
@@ -286,7 +285,7 @@ class PlasticModel(nn.Module):
                     observer.on_forward(ids, stream.phase, self.learning)
                 self._enter(ids[0], stream.last_logits)
             out = self.base_model(tokens, state)
-            readouts = [layer for a in active for layer in a.readout_layers]
+            readouts = _position_readers(active)
             chunked = _chunk_readers(active)
             if not readouts and not chunked and not live:
                 return out
@@ -318,7 +317,7 @@ class PlasticModel(nn.Module):
                 layer.read(b, row, view[b], live, learn, generating)
 
     def _readout_positions(
-        self, readouts: list[ReadoutLayer], rows: list[list[int]], view: np.ndarray, live: bool
+        self, readouts: list[AdapterLayer], rows: list[list[int]], view: np.ndarray, live: bool
     ) -> None:
         """Steps 1-2 for positions 1.. of a forward pass and every readout's delta, in
         order, position by position, on the backbone's logits `view` [B, S, V] (in place);
@@ -356,7 +355,7 @@ class PlasticModel(nn.Module):
         stream = self.stream
         live = not self._frozen
         stream.live, stream.learn_now = live, live and self.learning
-        readouts = [layer for a in active for layer in a.readout_layers]
+        readouts = _position_readers(active)
         try:
             with kernel_threads():
                 for layer in readouts:
@@ -371,9 +370,9 @@ class PlasticModel(nn.Module):
     def feeds_backbone(self) -> bool:
         """Whether an active adapter writes into the backbone (a residual one does): then a
         backbone pass computed without the adapters cannot be replayed exactly. Layers say
-        so by their `feeds_backbone` attribute (unknown layers are assumed to feed it)."""
+        so by their `feeds_backbone` attribute."""
         return any(
-            getattr(layer, "feeds_backbone", True)
+            layer.feeds_backbone
             for adapter in self.active_adapters()
             for layer in adapter.layers.values()
         )
@@ -390,8 +389,9 @@ class PlasticModel(nn.Module):
             )
         )
 
-    def _site_hook(self, adapter: Adapter, layer: ReadoutLayer | ResidualLayer) -> SiteHook:
-        """The hook of one adapter layer at its site (called inside the backbone)."""
+    def _site_hook(self, adapter: Adapter, layer: AdapterLayer) -> SiteHook:
+        """The hook of one adapter layer at its site (called inside the backbone): a layer
+        that feeds the backbone returns what its site adds; the others keep the spikes."""
 
         def readout_hook(site, spikes: torch.Tensor) -> None:
             if adapter.enabled and not self._all_disabled:
@@ -408,7 +408,7 @@ class PlasticModel(nn.Module):
             out = layer.forward(spikes.detach().cpu().numpy(), stream.live, learn)
             return torch.from_numpy(out).to(spikes.device)
 
-        return residual_hook if isinstance(layer, ResidualLayer) else readout_hook
+        return residual_hook if layer.feeds_backbone else readout_hook
 
     def _enter(self, token: int, prev_logits: np.ndarray) -> None:
         """Token `token` arrives in the live stream: learn from it (steps 1-2)."""
@@ -433,17 +433,9 @@ class PlasticModel(nn.Module):
         event = TokenEvent(token, prob, bits, stream.phase, stream.position, stream.history)
         for adapter in self.active_adapters():
             if stream.phase == OBSERVE or adapter.config.learn_on_generated:
-                if adapter.config.sampled_posts > 0:
-                    for layer in adapter.readout_layers:
-                        layer.draw_posts(prev_logits, adapter.rng)
                 for layer in adapter.layers.values():
                     layer.learn_transition(token)
                 adapter.counters.tokens_learned += 1
-                if adapter.config.memory_tau > 0 and (
-                    adapter.counters.tokens_learned % FADE_EVERY == 0
-                ):
-                    for layer in adapter.readout_layers:
-                        layer.fade_memory()
             reward = adapter.rewards.on_token(event)
             if reward is not None and reward != 0.0:
                 for layer in adapter.layers.values():
@@ -505,13 +497,23 @@ class PlasticModel(nn.Module):
         return self._engine
 
 
-def _chunk_readers(adapters: list[Adapter]) -> list[Any]:
+def _chunk_readers(adapters: list[Adapter]) -> list[AdapterLayer]:
     """The layers of `adapters` that read whole chunks in one call (`reads_chunks`)."""
     return [
         layer
         for adapter in adapters
         for layer in adapter.layers.values()
-        if getattr(layer, "reads_chunks", False)
+        if layer.reads_chunks and not layer.feeds_backbone
+    ]
+
+
+def _position_readers(adapters: list[Adapter]) -> list[AdapterLayer]:
+    """The layers of `adapters` that add to the logits position by position (`contribute`)."""
+    return [
+        layer
+        for adapter in adapters
+        for layer in adapter.layers.values()
+        if not (layer.reads_chunks or layer.feeds_backbone)
     ]
 
 

@@ -27,17 +27,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from plastic.errors import ConfigError
+from plastic.kernels_numba.adapter_kernels import logits_bits, softmax_normalisers
+from plastic.kernels_numba.threads import kernel_threads
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
-from plastic.plasticity.kernels import kernel_threads, softmax_normalisers
-from plastic.plasticity.model import PlasticModel
 from plastic.plasticity.readout import BitsRequest, SiteCounts
+
+if TYPE_CHECKING:
+    from plastic.plasticity.model import PlasticModel
 
 PASS_FORMAT_VERSION = 1
 LN2 = math.log(2.0)
@@ -85,13 +88,10 @@ class BackbonePass:
         return dense.sum(axis=1, dtype=np.float32)
 
 
-def logits_bits(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-log2 softmax(logits)[target] per row, computed in float64."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
-    picked = z[np.arange(z.shape[0]), targets.astype(np.int64)]
-    return (log_norm - picked) / LN2
+def _backbone(model: SpikingLM | PlasticModel) -> SpikingLM:
+    """The frozen backbone of a model wrapped with adapters, or the model itself (duck-typed:
+    importing `plastic.plasticity.model` here would close an import cycle via the engine)."""
+    return model.base_model if hasattr(model, "adapters") else model
 
 
 def data_hash(data: bytes) -> str:
@@ -110,8 +110,7 @@ def backbone_pass(
     """Read <bos> + data with the frozen backbone in parallel chunks; see the module doc."""
     if not data:
         raise ConfigError("nothing to read: the stream is empty")
-    if isinstance(model, PlasticModel):
-        model = model.base_model
+    model = _backbone(model)
     n = len(data)
     vocab = model.config.vocab_size
     info = {name: model.sites.info[name] for name in sites}
@@ -228,8 +227,7 @@ def cached_pass(
 
 def _pass_shapes_fit(bpass: BackbonePass, model: SpikingLM) -> bool:
     """Whether a stored pass has the shapes this backbone would give it."""
-    if isinstance(model, PlasticModel):
-        model = model.base_model
+    model = _backbone(model)
     n = len(bpass.data)
     if bpass.logits.shape != (n, model.config.vocab_size):
         return False

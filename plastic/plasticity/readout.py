@@ -1,4 +1,4 @@
-"""The readout adapter: a Hebbian, cache-like memory from a site's spikes onto the logits.
+"""The readout adapter kind: a Hebbian, cache-like memory from a site's spikes onto the logits.
 
 Neurons: the site's population (pre, n_pre = site.size; by default the `readout` site, i.e.
 the last block's feed-forward spikes) and one output neuron per token id (post, V).
@@ -8,19 +8,11 @@ Contribution to the logits of a position whose pre neurons spiked c_i times over
 token's T timesteps (event-driven: only the rows of neurons that fired are read):
 
     m_j          = sum_i c_i W[i, j] / sum_i c_i          (the spike-weighted mean row)
-    delta_logits = g * sign(m_j) |m_j|^p                  (p = `sharpness`, default 3)
+    delta_logits = g * sign(m_j) |m_j|^p                  (p = `sharpness`, g = `scale`)
 
-with g = gain (`scale`, default 14), or gain * (1 - max softmax(logits))^q when
-`gate_power` q > 0 (off by default: measured, it cost more adaptation than the
-forgetting it saved; see docs/log/2026-11-23-readout.md).
-
-so |delta_logits| <= gain * max(|w_min|, |w_max|)^p whatever the firing rate, and the power
-p makes the memory recall only for contexts whose spikes match a stored one closely: a
+so |delta_logits| <= g * max(|w_min|, |w_max|)^p whatever the firing rate, and the power p
+makes the memory recall only for contexts whose spikes match a stored one closely: a
 context sharing a third of its active neurons with a stored one gets 1/27 of its recall.
-(Measured on a partly trained tiny backbone, valid 2.13 b/B, six user turns repeating a
-made-up fact: p = 1 lowered the fact's bits/byte by 0.35, then the drift guard reverted
-every further turn; p = 3 by 0.67, 3.41 -> 2.74, the probe kept within 0.02 b/B, a control
-sentence unchanged at 2.01.)
 
 With `cache_mix` l > 0 the delta is not added: it is the memory's score, and the position's
 distribution becomes the neural cache's interpolation (Grave et al. 2017)
@@ -28,23 +20,15 @@ distribution becomes the neural cache's interpolation (Grave et al. 2017)
     p = (1 - l') softmax(logits) + l' softmax(delta_logits),
     l' = l * c^q * d^r,   c = max softmax(delta_logits),   d = 1 - max softmax(logits)
 
-with q = `confidence_power` (c^q is dropped when `cache_mix_gated` is false) and
-r = `mix_doubt_power` (0: no d), so no byte loses more than -log2(1 - l') bits to the memory,
-whatever it holds: the damage on unrelated text ("forgetting") is bounded, and gated by the
-memory's confidence c it is small. A power q > 1 lets a larger l speak where the memory is
-sure (c near 1) while it stays quiet where it is unsure. The backbone's doubt d keeps the
-memory out where the backbone is already sure, which is where a wrong recall costs the most
-and a right one adds the least. Defaults l = 0.4, q = 2.5, r = 0.5
-(docs/log/2026-11-23-readout.md, fourth round).
+with q = `confidence_power` and r = `mix_doubt_power` (0: no d), so no byte loses more than
+-log2(1 - l') bits to the memory, whatever it holds: the damage on unrelated text is bounded,
+and gated by the memory's confidence c it is small. The backbone's doubt d keeps the memory
+out where the backbone is already sure.
 
-The context gate (`context_gate`; `context_tau` > 0, on by default) multiplies l' (or, when
-the delta is added, the gain) by g in [0, 1]: 1 while the firing rates of the text being
-read stay close to those of the text the memory learnt from, 0 once they are clearly not.
-A memory learnt from WikiText-2 ("word , word") then stays quiet on a novel, which is where
-the mix alone still cost ~0.012 b/B (docs/log/2026-11-23-readout.md, fifth round).
-It cannot tell apart
-texts that read alike (a taught fact and an unrelated sentence of the same chat), which is
-why the mix is not made louder behind it.
+The context gate (`context_gate`; `context_tau` > 0) multiplies l' (or, when the delta is
+added, the gain) by g in [0, 1]: 1 while the firing rates of the text being read stay close
+to those of the text the memory learnt from, 0 once they are clearly not. It cannot tell
+apart texts that read alike (a taught fact and an unrelated sentence of the same chat).
 
 Learning, once the next token x is known (observed, or chosen by the sampler), before the
 forward pass of x: the rule runs over T + 2 timesteps with
@@ -56,49 +40,35 @@ x's output neuron fires one step after the context's spikes: a causal pre -> pos
 (LTP, or eligibility for three-factor rules) on W[active pre, x]. The tokens this memory
 recalled for the context (delta >= `recall_threshold` logits, the 8 strongest) that did
 not come fire one step *before* the context's spikes: an anti-causal pairing (LTD) on
-W[active pre, recalled] - a false recall is unlearnt when it costs surprise. With
-`sampled_posts` k > 0 the output neurons also fire stochastically: k tokens drawn from the
-position's prediction softmax(l) (backbone + adapters, the adapter's seeded RNG) fire with
-the recalled ones, so in expectation the pairing is onehot(x) - p, the cross-entropy gradient
-of a linear readout (Florian 2007's stochastic neurons). The draws are recorded as post
-spikes in traces and the RNG is saved and snapshotted, so replay, save/load and /undo stay
-exact. The next token's pre spikes also meet x's post trace (LTD, as STDP does). With
-fast traces (tau 2 steps, the defaults for this kind) a token's spikes pair with its
-neighbours only, and with a short eligibility (tau 1 step; the token's window is T + 2 = 6
-steps) a token's surprise reward credits its own pairing, hardly those of the tokens before
-it: with tau 10 the same reward also reinforced the previous tokens' pairings, and the
-adapter gained a third as much on held-out streams (docs/log/2026-11-23-readout.md).
-
-Fading (`memory_tau` tokens; 0, off, by default: the gated cache mix bounds the damage):
-every FADE_EVERY learnt tokens of the adapter (its saved counter),
-W <- W exp(-FADE_EVERY / memory_tau). The memory then holds the
-recent text: what was read long ago stops interfering with other text ("forgetting" in
-`plastic bench adapt`), at some cost to adaptation on long homogeneous streams.
+W[active pre, recalled], so a false recall is unlearnt when it costs surprise. With fast
+traces (tau 2 steps, this kind's defaults) a token's spikes pair with its neighbours only,
+and with a short eligibility (tau 1 step) a token's surprise credits its own pairing.
+How the defaults were chosen: docs/log/2026-11-23-readout.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from plastic.models.sites import SiteInfo
-from plastic.models.tokenizer import BOS
-from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
-from plastic.plasticity.kernels import (
-    doubt,
+from plastic.errors import ConfigError
+from plastic.kernels_numba.adapter_kernels import (
     mix_cache,
     pack_spikes,
-    purity,
-    sample_tokens,
     score_positions,
     sharpen,
     strongest,
     sum_rows,
 )
-from plastic.plasticity.synapses import EXACT_WEIGHT_RULES, PlasticSynapses
+from plastic.models.sites import SiteInfo
+from plastic.models.tokenizer import BOS
+from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
+from plastic.plasticity.kinds import KindSettings, KindSpec, finite
+from plastic.plasticity.synapses import PlasticSynapses
 
 
 @dataclass(frozen=True)
@@ -145,46 +115,104 @@ _EMPTY_F = np.zeros(0, np.float64)
 _NO_BITS = BitsRequest(np.zeros(0, np.int64), _EMPTY_F, _EMPTY_F, _EMPTY_F, _EMPTY_F)
 
 MAX_RECALLED = 8  # recalled tokens depressed per transition (the strongest ones)
-FADE_EVERY = 16  # learnt tokens between two applications of the memory's fading
+
+# Rule parameters of this kind (fast traces pair a token's spikes with the next token only;
+# equal LTP/LTD keeps recalls that miss in check); see docs/log/2026-11-23-readout.md.
+RULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rstdp": {
+        "tau_pre": 2.0,
+        "tau_post": 2.0,
+        "a_plus": 1.0,
+        "a_minus": 1.0,
+        "tau_eligibility": 1.0,
+        "learning_rate": 0.1,
+        "baseline_tau": 0.0,  # the reward sources bring their own baselines
+        "w_min": -1.0,
+        "w_max": 1.0,
+        "max_update_norm": 2.0,
+    },
+    "stdp": {"tau_pre": 2.0, "tau_post": 2.0, "a_plus": 0.05, "a_minus": 0.025},
+    "hebb": {"tau_rate": 3.0, "learning_rate": 0.01, "update_interval": 3},
+}
+
+
+@dataclass(frozen=True)
+class ReadoutConfig(KindSettings):
+    """The readout kind's own settings (`AdapterConfig.kind_params`); see the module
+    docstring for the equations and docs/log/2026-11-23-readout.md for how they were chosen."""
+
+    kind_name = "readout"
+
+    scale: float = 14.0  # g: gain in logits per unit of sharpened weight
+    sharpness: float = 3.0  # p of the match, g * sign(m) |m|^p
+    recall_threshold: float = 0.5  # recalls >= this (logits) that miss are depressed
+    cache_mix: float = 0.4  # l of the neural-cache mix (0: the delta is added instead)
+    confidence_power: float = 2.5  # q: l x max softmax(delta)^q
+    mix_doubt_power: float = 0.5  # r: l x (1 - max p_backbone)^r (0: off)
+    context_tau: float = 1000.0  # tokens of the read text's context (0: no context gate)
+    context_signature_tau: float = 2000.0  # learnt tokens the signature averages over
+    context_tolerance: float = 0.002  # gate 1 up to this distance D, 0 from twice it
+
+    def __post_init__(self) -> None:
+        if not (finite(self.scale) and self.scale >= 0):
+            raise ConfigError(f"scale must be a finite number >= 0, got {self.scale!r}")
+        if not (finite(self.sharpness) and 1.0 <= self.sharpness <= 8.0):
+            raise ConfigError(f"sharpness must lie in [1, 8], got {self.sharpness!r}")
+        if not (finite(self.recall_threshold) and self.recall_threshold >= 0):
+            raise ConfigError(f"recall_threshold must be >= 0, got {self.recall_threshold!r}")
+        if not (finite(self.cache_mix) and 0.0 <= self.cache_mix < 1.0):
+            raise ConfigError(f"cache_mix must lie in [0, 1), got {self.cache_mix!r}")
+        _check_exponent("confidence_power", self.confidence_power, zero_allowed=False)
+        _check_exponent("mix_doubt_power", self.mix_doubt_power, zero_allowed=True)
+        tau, signature_tau = self.context_tau, self.context_signature_tau
+        if not (finite(tau) and (tau == 0 or tau >= 1)):
+            raise ConfigError(f"context_tau must be 0 (no gate) or >= 1 token, got {tau!r}")
+        if not (finite(signature_tau) and signature_tau >= 1):
+            raise ConfigError(f"context_signature_tau must be >= 1 token, got {signature_tau!r}")
+        if not (finite(self.context_tolerance) and self.context_tolerance > 0):
+            raise ConfigError(f"context_tolerance must be > 0, got {self.context_tolerance!r}")
+
+
+def _check_exponent(name: str, value: Any, *, zero_allowed: bool) -> None:
+    """Raise ConfigError unless `value` is a finite number in [0, 8] ((0, 8] without zero)."""
+    if not (finite(value) and (value >= 0 if zero_allowed else value > 0) and value <= 8):
+        interval = "[0, 8]" if zero_allowed else "(0, 8]"
+        raise ConfigError(f"{name} must lie in {interval}, got {value!r}")
 
 
 class ReadoutLayer:
     """A readout adapter at one site; see the module docstring."""
 
-    kind = "readout"
+    kind = "readout"  # what traces record about the site
+
     feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
+    reads_chunks = False  # contributes position by position
     learns_while_generating = True  # its rule steps on the reply's transitions too
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
+        settings: ReadoutConfig = config.settings
         self.site = site
         self.n_pre, self.n_post = site.size, vocab_size
         self.timesteps = site.timesteps
-        self.gain = config.effective_scale
-        self.sharpness = float(config.sharpness)
-        self.gate_power = float(config.gate_power)
-        self.cache_mix = float(config.cache_mix)
-        # exponent of the memory's confidence in the mix weight (0: not gated)
-        self.confidence_power = float(config.confidence_power) if config.cache_mix_gated else 0.0
-        self.mix_doubt_power = float(config.mix_doubt_power)  # exponent of the backbone's doubt
-        self.mix_purity_power = float(config.mix_purity_power)  # exponent of the recall's purity
+        self.gain = float(settings.scale)
+        self.sharpness = float(settings.sharpness)
+        self.cache_mix = float(settings.cache_mix)
+        self.confidence_power = float(settings.confidence_power)  # of the memory's confidence
+        self.mix_doubt_power = float(settings.mix_doubt_power)  # of the backbone's doubt
         self.synapses = PlasticSynapses(
             config.rule,
             config.effective_rule_params(),
             np.zeros((self.n_pre, self.n_post), np.float32),
             backend=config.backend,
         )
-        self.recall_threshold = np.float32(config.recall_threshold)
+        self.recall_threshold = np.float32(settings.recall_threshold)
         # recall only in text like the learnt text (context_tau 0: everywhere)
         self.context = ContextGate(
             self.n_pre,
-            float(config.context_tau),
-            float(config.context_signature_tau),
-            float(config.context_tolerance),
+            float(settings.context_tau),
+            float(settings.context_signature_tau),
+            float(settings.context_tolerance),
         )
-        # fading: W <- W * exp(-FADE_EVERY / memory_tau) every FADE_EVERY learnt tokens
-        tau = float(config.memory_tau)
-        self.fade = np.float32(np.exp(-FADE_EVERY / tau)) if tau > 0 else None
-        self.exact_weights = config.rule in EXACT_WEIGHT_RULES
         t = self.timesteps
         # preallocated per-token buffers (no per-token allocation of arrays); the rule runs
         # over T + 2 steps: recalled tokens, the token's spikes (T steps), the next token
@@ -192,8 +220,6 @@ class ReadoutLayer:
         self.post = np.zeros((t + 2, self.n_post), np.uint8)  # rows 0 and t + 1 set per call
         self.recalled = np.zeros(MAX_RECALLED, np.int64)
         self.n_recalled = 0
-        self.sampled = np.zeros(int(config.sampled_posts), np.int64)
-        self.n_sampled = 0
         self.counts = np.zeros(self.n_pre, np.float32)
         self.active = np.zeros(self.n_pre, np.int64)
         self.delta = np.zeros(self.n_post, np.float32)
@@ -240,20 +266,14 @@ class ReadoutLayer:
             return
         self.synapses.prepare_rows(self.active[:n_active])
         sum_rows(self.weights, self.active, n_active, self.counts, 1.0 / total, self.delta)
-        lam = self.cache_mix
-        if lam > 0 and self.mix_purity_power > 0:  # a context many tokens follow: quieter
-            lam *= purity(self.delta) ** self.mix_purity_power
-        gain = self.gain
-        if self.gate_power > 0:  # speak where the backbone is unsure: x (1 - max p)^q
-            gain *= doubt(logits_row) ** self.gate_power
-        sharpen(self.delta, self.sharpness, gain)
+        sharpen(self.delta, self.sharpness, self.gain)
         gate = self.context.gate(context) if context is not None else 1.0
         if self.cache_mix > 0:  # interpolate probabilities (neural cache), not logits
             if gate > 0 and np.any(self.delta):
                 mix_cache(
                     logits_row,
                     self.delta,
-                    lam * gate,
+                    self.cache_mix * gate,
                     self.confidence_power,
                     self.mix_doubt_power,
                 )
@@ -291,9 +311,7 @@ class ReadoutLayer:
             self.weights,
             self.gain,
             self.sharpness,
-            self.gate_power,
             self.cache_mix,
-            self.mix_purity_power,
             self.confidence_power,
             self.mix_doubt_power,
             context.enabled,
@@ -318,28 +336,14 @@ class ReadoutLayer:
         self.spikes = None
 
     # -- learning ---------------------------------------------------------------------
-    def draw_posts(self, prev_logits: np.ndarray, rng: np.random.Generator) -> None:
-        """Stochastic output spikes (`sampled_posts` k > 0): draw k tokens from
-        softmax(prev_logits), the prediction the latest position made (backbone + adapters);
-        `learn_transition` makes those other than the observed token fire before the
-        context (LTD). Draws nothing when there is no position to learn from."""
-        self.n_sampled = 0
-        if not self.ready or self.sampled.shape[0] == 0:
-            return
-        uniforms = rng.random(self.sampled.shape[0])
-        self.n_sampled = sample_tokens(prev_logits, uniforms, self.sampled)
-
     def learn_transition(self, token: int) -> None:
         """Step the rule over T + 2 steps: the tokens this memory recalled for the latest
-        position and those drawn by `draw_posts` (except `token`) fire, then that
-        position's spikes, then `token` fires."""
+        position (except `token`) fire, then that position's spikes, then `token` fires."""
         if not self.ready:
             return
         last = self.timesteps + 1
         recalled = self.recalled[: self.n_recalled]
-        sampled = self.sampled[: self.n_sampled]
         self.post[0, recalled] = 1
-        self.post[0, sampled] = 1
         self.post[0, token] = 0
         self.post[last, token] = 1
         try:
@@ -347,19 +351,7 @@ class ReadoutLayer:
             self.context.learn(self.pre[1 : self.timesteps + 1])
         finally:
             self.post[0, recalled] = 0
-            self.post[0, sampled] = 0
             self.post[last, token] = 0
-            self.n_sampled = 0
-
-    def fade_memory(self) -> None:
-        """W <- W exp(-FADE_EVERY / memory_tau): the model calls it every FADE_EVERY learnt
-        tokens of the adapter (its saved counter, so a loaded or undone adapter fades on
-        the same tokens). Weights stay within the bounds."""
-        if self.fade is None:
-            return
-        if not self.exact_weights:
-            self.synapses.sync()  # apply deferred work before scaling
-        self.synapses.scale(self.fade)
 
     def reward(self, value: float) -> None:
         self.synapses.reward(value)
@@ -370,6 +362,26 @@ class ReadoutLayer:
         self.ready = False
         self.context.restart(self.context.live)
 
+    def reset(self) -> None:
+        """Initial weights, a fresh rule state and an empty context signature."""
+        self.synapses.reset()
+        self.context.reset()
+
+    # -- state beside the synapses ------------------------------------------------------
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """The context signature (saved and snapshotted; nothing without a context gate)."""
+        if not self.context.enabled:
+            return {}
+        return {f"context.{k}": v for k, v in self.context.state_arrays().items()}
+
+    def load_extra_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Restore `extra_state()` (ValueError on a wrong shape or range)."""
+        if self.context.enabled:
+            prefix = "context."
+            self.context.load_state_arrays(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+
     # -- figures ----------------------------------------------------------------------
     def rates(self) -> dict[str, float]:
         denom = max(self.tokens, 1) * self.timesteps
@@ -377,3 +389,15 @@ class ReadoutLayer:
 
     def reset_counters(self) -> None:
         self.tokens, self.pre_spikes = 0, 0.0
+
+
+KIND = KindSpec(
+    name="readout",
+    summary="plastic synapses from a site's spikes onto one neuron per token id (the logits)",
+    settings=ReadoutConfig,
+    default_rule="rstdp",
+    default_reward=("surprise", "feedback"),
+    default_targets=("readout",),
+    layer=lambda site, vocab_size, config, rng: ReadoutLayer(site, vocab_size, config),
+    rule_defaults=RULE_DEFAULTS,
+)

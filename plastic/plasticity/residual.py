@@ -9,45 +9,106 @@ reset by subtraction, membrane starting at 0 every token):
     delta_residual = scale * sum_j c_j W_out[j, :]  (c_j: spikes of post neuron j over T)
 
 W [n_pre, size] is plastic (seeded small random init); W_out [size, write_dim] is a fixed
-seeded random projection (std 1/sqrt(size)) and never learns. `scale` keeps the output
-tiny at init, so attaching barely changes predictions. The rule steps on the pre and post
-spikes of every token as they happen (in the site hook); rewards arrive at the next
-token's boundary. The readout adapter is the default: this kind is experimental (it
-changes the backbone's internal activity, so it needs token-by-token learning and a
-careful drift guard).
+seeded random projection (std 1/sqrt(size)) and never learns (it is saved with the
+adapter). `scale` keeps the output tiny at init, so attaching barely changes predictions.
+The rule steps on the pre and post spikes of every token as they happen (in the site
+hook); rewards arrive at the next token's boundary. This kind is experimental: it changes
+the backbone's internal activity, so it needs token-by-token learning and a careful drift
+guard.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from plastic.errors import ConfigError
+from plastic.kernels_numba.adapter_kernels import lif_population, pack_spikes, sum_rows
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
-from plastic.plasticity.kernels import lif_population, pack_spikes, sum_rows
+from plastic.plasticity.kinds import KindSettings, KindSpec, finite
 from plastic.plasticity.synapses import PlasticSynapses
 
 ASSUMED_PRE_RATE = 0.1  # firing rate assumed by the automatic init_std
+
+# Rule parameters of this kind: slow traces and a small learning rate (its output feeds back).
+RULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rstdp": {
+        "tau_pre": 5.0,
+        "tau_post": 5.0,
+        "a_plus": 1.0,
+        "a_minus": 1.0,
+        "tau_eligibility": 20.0,
+        "learning_rate": 0.002,
+        "baseline_tau": 0.0,
+        "w_min": -0.5,
+        "w_max": 0.5,
+        "max_update_norm": 0.5,
+    },
+    "stdp": {"tau_pre": 5.0, "tau_post": 5.0, "a_plus": 0.002, "a_minus": 0.0021, "w_max": 0.5},
+    "hebb": {
+        "tau_rate": 4.0,
+        "learning_rate": 0.001,
+        "update_interval": 4,
+        "w_min": -0.5,
+        "w_max": 0.5,
+    },
+}
+
+
+@dataclass(frozen=True)
+class ResidualConfig(KindSettings):
+    """The residual kind's own settings (`AdapterConfig.kind_params`)."""
+
+    kind_name = "residual"
+
+    size: int = 256  # LIF neurons of the adapter
+    scale: float = 0.02  # output current scale
+    beta: float = 0.9  # LIF membrane decay per timestep
+    threshold: float = 1.0  # LIF threshold
+    init_std: float | None = None  # std of the initial plastic weights (None: automatic)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ConfigError(f"size must be a positive integer, got {self.size!r}")
+        for name in ("beta", "threshold"):
+            value = getattr(self, name)
+            if not (finite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        if not self.beta <= 1.0:
+            raise ConfigError(f"beta must be <= 1, got {self.beta}")
+        for name in ("scale", "init_std"):
+            value = getattr(self, name)
+            if value is not None and not (finite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.scale is None:
+            raise ConfigError("scale must be a finite number >= 0, got None")
 
 
 class ResidualLayer:
     """A residual adapter at one site; see the module docstring."""
 
-    kind = "residual"
+    kind = "residual"  # what traces record about the site
+
     feeds_backbone = True  # its output enters the backbone at its site
+    reads_chunks = False
     learns_while_generating = True  # its rule steps on the reply's transitions too
 
     def __init__(self, site: SiteInfo, config: AdapterConfig, rng: np.random.Generator) -> None:
+        settings: ResidualConfig = config.settings
         self.site = site
-        self.n_pre, self.n_post, self.write_dim = site.size, int(config.size), site.write_dim
+        self.n_pre, self.n_post, self.write_dim = site.size, int(settings.size), site.write_dim
         self.timesteps = site.timesteps
-        self.scale = config.effective_scale
-        self.beta = np.float32(config.beta)
-        self.threshold = np.float32(config.threshold)
-        std = config.init_std
+        self.scale = float(settings.scale)
+        self.beta = np.float32(settings.beta)
+        self.threshold = np.float32(settings.threshold)
+        std = settings.init_std
         if std is None:
-            std = 1.5 * config.threshold / math.sqrt(max(ASSUMED_PRE_RATE * self.n_pre, 1.0))
+            std = 1.5 * settings.threshold / math.sqrt(max(ASSUMED_PRE_RATE * self.n_pre, 1.0))
         init = rng.normal(0.0, std, (self.n_pre, self.n_post)).astype(np.float32)
         self.synapses = PlasticSynapses(
             config.rule, config.effective_rule_params(), init, backend=config.backend
@@ -111,7 +172,7 @@ class ResidualLayer:
                     self.synapses.step(self.pre, self.post)
         return out
 
-    # the per-token protocol shared with ReadoutLayer
+    # the per-token layer protocol (plastic.plasticity.kinds.AdapterLayer)
     def learn_transition(self, token: int) -> None:
         """Nothing to do: this layer's rule steps in the forward pass (`forward`)."""
 
@@ -120,6 +181,24 @@ class ResidualLayer:
 
     def forget_context(self) -> None:
         """Nothing carries over between tokens except the rule's traces."""
+
+    def reset(self) -> None:
+        """Initial weights and a fresh rule state (the projection is fixed)."""
+        self.synapses.reset()
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """The fixed output projection (saved with the adapter)."""
+        return {"projection": self.projection.copy()}
+
+    def load_extra_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Restore `extra_state()` (ValueError on a wrong shape)."""
+        projection = np.asarray(arrays["projection"], np.float32)
+        if projection.shape != self.projection.shape:
+            raise ValueError(
+                f"projection has shape {list(projection.shape)}, needs "
+                f"{list(self.projection.shape)}"
+            )
+        self.projection[...] = projection
 
     def rates(self) -> dict[str, float]:
         denom = max(self.tokens, 1) * self.timesteps
@@ -130,3 +209,15 @@ class ResidualLayer:
 
     def reset_counters(self) -> None:
         self.tokens, self.pre_spikes, self.post_spikes = 0, 0.0, 0.0
+
+
+KIND = KindSpec(
+    name="residual",
+    summary="a plastic LIF population written back into the residual stream (experimental)",
+    settings=ResidualConfig,
+    default_rule="rstdp",
+    default_reward=("surprise", "feedback"),
+    default_targets=None,  # the last block's ffn
+    layer=lambda site, vocab_size, config, rng: ResidualLayer(site, config, rng),
+    rule_defaults=RULE_DEFAULTS,
+)

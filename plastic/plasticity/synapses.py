@@ -17,12 +17,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from plastic.errors import RuleError
-from plastic.plasticity.kernels import with_kernel_threads
+from plastic.kernels_numba.threads import with_kernel_threads
 from plastic.plasticity.observers import SynapseObserver
 from plastic.rules import Learner, get_rule
-
-# Rules whose weights never hold deferred work (`flush` only touches traces/eligibility).
-EXACT_WEIGHT_RULES = frozenset({"rstdp", "hebb"})
 
 
 class SynapseSnapshot(NamedTuple):
@@ -46,7 +43,7 @@ class PlasticSynapses:
         self.backend = backend
         self.initial = self.weights.copy()
         self.w_min, self.w_max = lo, hi
-        self._row_flush = self.rule.name not in EXACT_WEIGHT_RULES
+        self._row_flush = getattr(self.rule, "defers_weights", True)  # see rules.protocol
         self._flush_takes_rows = "rows" in inspect.signature(self.rule.flush).parameters
         self._dirty = False  # stepped since the last full flush
         self.observers: list[SynapseObserver] = []  # see plastic.plasticity.observers

@@ -138,10 +138,9 @@ def build_model(
     load_start: bool = True,
 ) -> PlasticModel:
     """A PlasticModel with the trace's adapters (rule/params overridden), at the start state."""
-    from plastic.plasticity.adapter_io import BEHAVIOUR_BEFORE_KEY
     from plastic.plasticity.config import AdapterConfig, GuardConfig
+    from plastic.plasticity.config_v1 import upgrade_config
     from plastic.plasticity.model import PlasticModel
-    from plastic.plasticity.readout import ReadoutLayer
 
     session = reader.sessions[0]
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
@@ -152,8 +151,7 @@ def build_model(
 
             model.add_adapter(name, memory_config(config, rule, params or {}))
             continue
-        # a key the recording did not know takes the value of the behaviour it recorded
-        data = {**BEHAVIOUR_BEFORE_KEY, **dict(config)}
+        data = upgrade_config(config)  # traces recorded before format version 2 included
         if rule is not None and rule != data["rule"]:
             data["rule"] = rule
             data["rule_params"] = {}
@@ -176,8 +174,8 @@ def build_model(
                 syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
             context = reader.context_state(spec, int(session["state"]))
             layer = adapter.layers[spec.site]
-            if context is not None and isinstance(layer, ReadoutLayer):
-                layer.context.load_state_arrays(context)
+            if context is not None:
+                layer.load_extra_state({f"context.{k}": v for k, v in context.items()})
             rewards = reader.reward_state(spec, int(session["state"]))
             if rewards is not None:
                 try:

@@ -51,6 +51,7 @@ def memory_config(
 ) -> AdapterConfig:
     """The recorded adapter config of a memory with `params` applied (see split_params)."""
     from plastic.plasticity.config import AdapterConfig
+    from plastic.plasticity.config_v1 import upgrade_config
 
     if rule is not None and rule != recorded["rule"]:
         raise ConfigError(
@@ -58,7 +59,7 @@ def memory_config(
             "settings instead (--set KEY=V for the rule, --set adapter.KEY=V for the memory)"
         )
     rule_params, own = split_params(params)
-    data = dict(recorded)
+    data = upgrade_config(recorded)  # traces recorded before format version 2 included
     data["rule_params"] = {**dict(recorded.get("rule_params", {})), **rule_params}
     data["kind_params"] = {**dict(recorded.get("kind_params") or {}), **own}
     return AdapterConfig.from_dict(data)

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from plastic.replay import schema as S
-from plastic.replay.analysis import sparkline
 from plastic.replay.memory_state import distance, max_abs_diff, summary
 from plastic.replay.reader import TraceReader
 from plastic.replay.replay import OpenLoopReplay, ReplayOptions
+from plastic.replay.sparkline import sparkline
 
 
 def memory_overview(reader: TraceReader, spec: S.SiteSpec) -> dict[str, Any]:

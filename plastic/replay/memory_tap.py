@@ -18,7 +18,7 @@ import numpy as np
 
 from plastic.replay import schema as S
 from plastic.replay.memory_state import REWARD_PREFIX, encode_state
-from plastic.replay.recorder import SiteTap
+from plastic.replay.site_tap import SiteTap
 
 if TYPE_CHECKING:
     from plastic.plasticity.memory import MemoryLayer, MemorySynapses

@@ -45,6 +45,7 @@ paper = (
 )
 uses_reward = False  # its third factor is the teaching signal in `step`, not a reward
 backends = ("numba",)
+adapter_kinds = ("memory",)  # the context memory's rule; no other adapter kind runs it
 
 
 @dataclasses.dataclass(frozen=True)

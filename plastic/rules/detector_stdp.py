@@ -52,6 +52,7 @@ paper = (
 )
 uses_reward = True  # /good and /bad credit the last reply
 backends = ("numba", "cuda")
+adapter_kinds = ("memory",)  # the context memory's rule; no other adapter kind runs it
 
 
 @dataclasses.dataclass(frozen=True)

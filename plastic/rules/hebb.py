@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import OjaCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -45,16 +47,18 @@ summary = "Rate-based Hebbian learning with Oja's normalisation (finds principal
 paper = "Oja 1982"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+defers_weights = False  # weight updates are applied at once; flush touches traces only
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,
     reference="plastic.rules.reference_hebb",
     cpu="plastic.kernels_numba.cpu_hebb",
     cuda="plastic.kernels_numba.cuda_hebb",
-    layout="RateState",
-    layout_factory="new_rate_state",
+    layout=state_layout.RateState,
+    new_state=state_layout.new_rate_state,
     layout_field="rate_pre",
-    state_io="rate",
+    to_dict=state_io.rate_to_dict,
+    from_dict=state_io.rate_from_dict,
 )
 
 
@@ -94,8 +98,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """(gain, learning_rate, w_min, w_max, max_update_norm) as float32 for the kernels."""
+def kernel_coefficients(params: Params) -> OjaCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     values = (
         rate_gain(params.tau_rate),
         params.learning_rate,
@@ -103,7 +107,7 @@ def kernel_coefficients(params: Params) -> tuple:
         params.w_max,
         params.max_update_norm,
     )
-    return tuple(np.float32(v) for v in values)
+    return OjaCoefficients(*(np.float32(v) for v in values))
 
 
 def init_state(

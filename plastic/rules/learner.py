@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from plastic.errors import RuleError
-from plastic.rules.backends import DEFAULT_BACKEND, as_numpy, is_torch_tensor
+from plastic.kernels_numba.arrays import as_numpy, is_torch_tensor
+from plastic.rules.backends import DEFAULT_BACKEND
 from plastic.rules.protocol import RULE_API_VERSION, LearningRule
 from plastic.rules.registry import get_rule
 

@@ -10,12 +10,19 @@ to postsynaptic neuron j. Every rule keeps them in `[params.w_min, params.w_max]
 must start there) and caps the size of its updates (each rule documents which norm), so
 callers never need to. Rules may defer work (event-driven kernels do): call `flush` before
 reading weights densely or saving the state.
+
+Optional facts a rule may declare about itself (read with `getattr`, defaults in brackets):
+`defers_weights` [True]: whether its weights can hold deferred work (False: `flush` only
+touches traces and eligibility, so weight rows are exact without flushing them);
+`adapter_kinds` [None: any]: the adapter kinds that may run it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
+
+from plastic.plugins import contract_problems
 
 # Bumped when the protocol changes incompatibly; plugins declare the version they implement.
 RULE_API_VERSION = 1
@@ -88,17 +95,11 @@ REQUIRED_ATTRIBUTES = (
 
 def protocol_problems(rule: object) -> list[str]:
     """What keeps `rule` from satisfying LearningRule (empty list when it does)."""
-    problems = [f"missing attribute {a!r}" for a in REQUIRED_ATTRIBUTES if not hasattr(rule, a)]
-    if problems:
+    callables = ("params_from_dict", "init_state", "step", "apply_reward", "flush")
+    note = " (the rule was written for another version of plastic)"
+    problems = contract_problems(rule, REQUIRED_ATTRIBUTES, RULE_API_VERSION, callables, note)
+    if problems and problems[0].startswith("missing"):
         return problems
-    if getattr(rule, "api_version", None) != RULE_API_VERSION:
-        problems.append(
-            f"api_version {getattr(rule, 'api_version', None)!r} != {RULE_API_VERSION} "
-            "(the rule was written for another version of plastic)"
-        )
-    for fn in ("params_from_dict", "init_state", "step", "apply_reward", "flush"):
-        if not callable(getattr(rule, fn)):
-            problems.append(f"{fn} is not callable")
     if not isinstance(getattr(rule, "backends", None), tuple):
         problems.append("backends must be a tuple of backend names")
     return problems

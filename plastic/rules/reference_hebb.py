@@ -71,7 +71,7 @@ def run(
     pre: Any, post: Any, weights: Any, state: HebbReferenceState, params: Any
 ) -> tuple[Any, HebbReferenceState]:
     """The "torch" backend: `step` over [n] or [T, n] activities, weights updated in place."""
-    from plastic.rules.backends import activity_as_steps
+    from plastic.kernels_numba.arrays import activity_as_steps
 
     w = weights_tensor(weights)
     if hasattr(pre, "detach"):

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from plastic.rules.backends import as_numpy, is_torch_tensor
+from plastic.kernels_numba.arrays import as_numpy, is_torch_tensor
 from plastic.rules.traces import decay_factor
 
 
@@ -50,7 +50,7 @@ def mask_tensor(mask: Any, n_pre: int, n_post: int, device: Any = None) -> torch
     """A bool connectivity mask tensor, or None for "fully connected"."""
     if mask is None:
         return None
-    from plastic.rules.backends import connectivity_mask
+    from plastic.kernels_numba.arrays import connectivity_mask
 
     return torch.from_numpy(connectivity_mask(mask, n_pre, n_post).astype(bool)).to(device)
 
@@ -59,7 +59,7 @@ def spike_steps(
     spikes: Any, n: int, what: str, device: Any, steps: int | None = None
 ) -> torch.Tensor:
     """Spikes [n] or [T, n] as float32 0/1 tensor [T, n] (nonzero = spike)."""
-    from plastic.rules.backends import spikes_as_steps
+    from plastic.kernels_numba.arrays import spikes_as_steps
 
     if is_torch_tensor(spikes):
         spikes = spikes.detach().cpu()

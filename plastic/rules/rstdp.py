@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import EligibilityCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
@@ -54,16 +56,18 @@ summary = "Reward-modulated STDP with eligibility trace and reward baseline (MST
 paper = "Florian 2007 (MSTDPET); Frémaux & Gerstner 2016 (reward baseline)"
 uses_reward = True
 backends = ("torch", "numba", "cuda")
+defers_weights = False  # weight updates are applied at once; flush touches traces only
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,
     reference="plastic.rules.reference_rstdp",
     cpu="plastic.kernels_numba.cpu_rstdp",
     cuda="plastic.kernels_numba.cuda_rstdp",
-    layout="EligibilityState",
-    layout_factory="new_eligibility_state",
+    layout=state_layout.EligibilityState,
+    new_state=state_layout.new_eligibility_state,
     layout_field="eligibility",
-    state_io="eligibility",
+    to_dict=state_io.eligibility_to_dict,
+    from_dict=state_io.eligibility_from_dict,
 )
 
 
@@ -126,8 +130,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """Coefficients of the Numba eligibility kernels (see `cpu_events`)."""
+def kernel_coefficients(params: Params) -> EligibilityCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
     values = (
         decay_factor(params.tau_pre),
@@ -139,7 +143,9 @@ def kernel_coefficients(params: Params) -> tuple:
         soft,
     )
     # lambda_e as float64 holding exactly the float32 factor the reference multiplies by
-    return tuple(np.float32(v) for v in values) + (float(decay_factor(params.tau_eligibility)),)
+    return EligibilityCoefficients(
+        *(np.float32(v) for v in values), float(decay_factor(params.tau_eligibility))
+    )
 
 
 def init_state(

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba.coefficients import PairCoefficients
 from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
@@ -57,16 +59,18 @@ summary = "Pair STDP with exponential traces; additive or weight-dependent (soft
 paper = "Song, Miller & Abbott 2000; Morrison, Diesmann & Gerstner 2008; van Rossum et al. 2000"
 uses_reward = False
 backends = ("torch", "numba", "cuda")
+defers_weights = True  # potentiation of a row waits until its pre neuron next spikes
 IMPLEMENTATIONS = RuleImplementations(
     rule=name,
     supported=backends,
     reference="plastic.rules.reference_stdp",
     cpu="plastic.kernels_numba.cpu_stdp",
     cuda="plastic.kernels_numba.cuda_stdp",
-    layout="TimingState",
-    layout_factory="new_timing_state",
+    layout=state_layout.TimingState,
+    new_state=state_layout.new_timing_state,
     layout_field="x_pre",
-    state_io="timing",
+    to_dict=state_io.timing_to_dict,
+    from_dict=state_io.timing_from_dict,
 )
 
 WEIGHT_DEPENDENCE = ("additive", "multiplicative")
@@ -115,8 +119,8 @@ def params_from_dict(data: Mapping[str, Any]) -> Params:
 
 
 @functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> tuple:
-    """The float32 coefficient tuple of the Numba kernels (see `cpu_events`)."""
+def kernel_coefficients(params: Params) -> PairCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
     soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
     values = (
         decay_factor(params.tau_pre),
@@ -128,7 +132,7 @@ def kernel_coefficients(params: Params) -> tuple:
         params.max_step_update,
         soft,
     )
-    return tuple(np.float32(v) for v in values)
+    return PairCoefficients(*(np.float32(v) for v in values))
 
 
 def init_state(

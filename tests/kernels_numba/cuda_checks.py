@@ -13,9 +13,9 @@ import pytest
 from numba import cuda
 
 from plastic.kernels_numba import cuda_rstdp, cuda_stdp
+from plastic.kernels_numba.arrays import connectivity_mask
 from plastic.kernels_numba.state_layout import new_eligibility_state, new_timing_state
 from plastic.rules import get_rule
-from plastic.rules.backends import connectivity_mask
 from tests.kernels_numba.helpers import assert_same_run, run_rule, spike_trains
 
 if not (cuda.is_available() or getattr(cuda, "simulator", None) is not None):

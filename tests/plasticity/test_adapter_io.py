@@ -20,7 +20,7 @@ from plastic.plasticity.adapter_io import (
 )
 from tests.plasticity.conftest import FACT, chat_turn, make_backbone, make_plastic, weights_of
 
-RESIDUAL = AdapterConfig(kind="residual", size=16, seed=9)
+RESIDUAL = AdapterConfig(kind="residual", kind_params={"size": 16}, seed=9)
 
 
 def _trained(tmp_path: Path) -> tuple[PlasticModel, Path]:
@@ -39,7 +39,7 @@ def test_saved_layout_and_config(tmp_path: Path) -> None:
     assert (out / CONFIG_FILE).is_file() and (out / WEIGHTS_FILE).is_file()
     assert (out / "res" / CONFIG_FILE).is_file()  # named adapters in subfolders (PEFT)
     doc = json.loads((out / CONFIG_FILE).read_text())
-    assert doc["format_version"] == 1 and doc["plastic_version"]
+    assert doc["format_version"] == 2 and doc["plastic_version"]
     assert doc["backbone"]["content_hash"] == model.backbone_hash
     assert doc["sites"] == ["readout"]
     assert doc["config"]["rule_params"]["tau_pre"] == 2.0  # effective params are recorded
@@ -152,47 +152,89 @@ def test_rng_state_round_trips() -> None:
     assert np.array_equal(rng.random(4), again.random(4))
 
 
-def _saved_without(model: PlasticModel, key: str, tmp_path: Path) -> PlasticModel:
-    """Save `model` after a chat turn, drop `key` from its config (as written before the
-    option existed) and load it back."""
-    chat_turn(model, Conversation(model, seed=0), FACT)
-    out = tmp_path / "old"
+# A version 1 adapter_config.json kept every kind's settings flat, side by side.
+V1_DEFAULTS = {
+    "scale": None,
+    "size": 256,
+    "beta": 0.9,
+    "threshold": 1.0,
+    "init_std": None,
+    "sharpness": 3.0,
+    "recall_threshold": 0.5,
+    "memory_tau": 0.0,
+    "gate_power": 0.0,
+    "cache_mix": 0.4,
+    "cache_mix_gated": True,
+    "confidence_power": 2.5,
+    "mix_doubt_power": 0.5,
+    "mix_purity_power": 0.0,
+    "context_tau": 1000.0,
+    "context_signature_tau": 2000.0,
+    "context_tolerance": 0.002,
+    "sampled_posts": 0,
+}
+
+
+def saved_as_v1(model: PlasticModel, out: Path, drop: tuple[str, ...] = (), **flat) -> Path:
+    """Save `model` and rewrite its config as format version 1 wrote it (flat settings),
+    without the keys in `drop` (saved before they existed) and with `flat` set."""
     model.save(out)
-    doc = json.loads((out / CONFIG_FILE).read_text())
-    del doc["config"][key]
-    (out / CONFIG_FILE).write_text(json.dumps(doc))
-    return PlasticModel.from_pretrained(make_backbone(), out)
+    for folder in [out, *(p for p in out.iterdir() if p.is_dir())]:
+        doc = json.loads((folder / CONFIG_FILE).read_text())
+        config = doc["config"]
+        own = config.pop("kind_params")
+        config.update({**V1_DEFAULTS, **own, "kind_params": {}, **flat})
+        for key in drop:
+            del config[key]
+        doc["format_version"] = 1
+        (folder / CONFIG_FILE).write_text(json.dumps(doc))
+    return out
 
 
-def test_an_adapter_saved_before_the_cache_mix_keeps_its_additive_readout(tmp_path: Path) -> None:
+def test_a_version_1_adapter_loads_and_runs_the_same(tmp_path: Path) -> None:
+    model, _ = _trained(tmp_path)
+    loaded = PlasticModel.from_pretrained(make_backbone(), saved_as_v1(model, tmp_path / "v1"))
+    for name in ("default", "res"):
+        saved, again = model.adapters[name].config, loaded.adapters[name].config
+        assert (again.kind, again.kind_params) == (saved.kind, saved.kind_params)
+        params = [
+            a.layers[a.sites[0]].synapses.params
+            for a in (model.adapters[name], loaded.adapters[name])
+        ]
+        assert params[0] == params[1]
+    assert loaded.engine.score(FACT) == model.engine.score(FACT)
+    for m in (model, loaded):
+        chat_turn(m, Conversation(m, seed=1), FACT)
+    for name, w in weights_of(model).items():
+        np.testing.assert_array_equal(weights_of(loaded)[name], w)
+
+
+def test_a_version_1_adapter_saved_before_the_cache_mix_stays_additive(tmp_path: Path) -> None:
+    """Keys added during version 1 take the value the adapter was trained with."""
     model = make_plastic()
-    assert model.adapters["default"].config.cache_mix == AdapterConfig().cache_mix > 0
-    loaded = _saved_without(model, "cache_mix", tmp_path)
-    assert loaded.adapters["default"].config.cache_mix == 0.0
-    # additive, not mixed: the same weights score the fact differently
-    assert loaded.engine.score(FACT) != model.engine.score(FACT)
+    chat_turn(model, Conversation(model, seed=0), FACT)
+    out = saved_as_v1(model, tmp_path / "v1", drop=("cache_mix", "confidence_power"))
+    loaded = PlasticModel.from_pretrained(make_backbone(), out)
+    settings = loaded.adapters["default"].config.settings
+    assert (settings.cache_mix, settings.confidence_power) == (0.0, 1.0)
+    assert loaded.engine.score(FACT) != model.engine.score(FACT)  # added, not mixed
 
 
-def test_an_adapter_saved_before_confidence_power_keeps_its_plain_gate(tmp_path: Path) -> None:
-    model = make_plastic(AdapterConfig(confidence_power=2.0))
-    loaded = _saved_without(model, "confidence_power", tmp_path)
-    assert loaded.adapters["default"].config.confidence_power == 1.0
-    # the same weights gated by confidence^1 instead of ^2 score the fact differently
-    assert loaded.engine.score(FACT) != model.engine.score(FACT)
-
-
-@pytest.mark.parametrize("key", ["mix_doubt_power", "mix_purity_power"])
-def test_an_adapter_saved_before_a_mix_exponent_mixes_without_it(key: str, tmp_path: Path) -> None:
-    model = make_plastic(AdapterConfig(**{key: 0.5}))
-    loaded = _saved_without(model, key, tmp_path)
-    assert getattr(loaded.adapters["default"].config, key) == 0.0
-    # the layer that mixes ignores the term (on the near-uniform test backbone the doubt is ~1,
-    # so the scores cannot tell: test_cache_mix shows what the exponents do)
-    assert getattr(loaded.adapters["default"].layers["readout"], key) == 0.0
-    assert np.array_equal(
-        loaded.adapters["default"].layers["readout"].weights,
-        model.adapters["default"].layers["readout"].weights,
-    )
+@pytest.mark.parametrize(
+    "key, value", [("gate_power", 0.5), ("sampled_posts", 2), ("memory_tau", 100.0)]
+)
+def test_a_version_1_adapter_with_a_dropped_setting_is_refused_in_one_line(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    out = saved_as_v1(make_plastic(), tmp_path / "v1", **{key: value})
+    with pytest.raises(CheckpointError) as info:
+        PlasticModel.from_pretrained(make_backbone(), out)
+    message = str(info.value)
+    assert "\n" not in message and f"{key} = {value!r}" in message
+    assert f"set {key} to" in message  # how to convert it
+    neutral = {"gate_power": 0.0, "sampled_posts": 0, "memory_tau": 0.0}[key]
+    out = saved_as_v1(make_plastic(), tmp_path / "neutral", **{key: neutral})
+    assert PlasticModel.from_pretrained(make_backbone(), out).adapter_names == ["default"]
 
 
 @pytest.mark.parametrize(

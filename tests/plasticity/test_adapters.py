@@ -21,7 +21,7 @@ from tests.plasticity.conftest import (
 )
 
 TOKENS = torch.tensor([[BOS, *FACT.encode()]])
-RESIDUAL = AdapterConfig(kind="residual", size=32, seed=3)
+RESIDUAL = AdapterConfig(kind="residual", kind_params={"size": 32}, seed=3)
 
 
 def _logits(model, tokens=TOKENS) -> torch.Tensor:
@@ -96,7 +96,8 @@ def test_several_adapters_on_different_sites() -> None:
     model = make_plastic()
     model.add_adapter("res", RESIDUAL)
     model.add_adapter(
-        "mix", AdapterConfig(kind="residual", target_sites=r"blocks\.0\.mix", size=16)
+        "mix",
+        AdapterConfig(kind="residual", target_sites=r"blocks\.0\.mix", kind_params={"size": 16}),
     )
     assert model.adapter_names == ["default", "res", "mix"]
     _teach(model, turns=2)
@@ -171,58 +172,3 @@ def test_the_torch_reference_backend_learns_the_same() -> None:
     numba_w, torch_w = (weights_of(m)["default/readout"] for m in models.values())
     assert np.any(numba_w)
     np.testing.assert_allclose(numba_w, torch_w, atol=1e-5)
-
-
-def test_the_readout_memory_fades_with_memory_tau() -> None:
-    """memory_tau: every FADE_EVERY learnt tokens W <- W exp(-FADE_EVERY / memory_tau)."""
-    from plastic.plasticity.readout import FADE_EVERY
-
-    layer = make_plastic(AdapterConfig(memory_tau=100.0)).adapters["default"].layers["readout"]
-    layer.ready = True
-    layer.pre[1, :3] = 1
-    for _ in range(3):
-        layer.learn_transition(5)
-        layer.reward(1.0)
-    before = layer.weights.copy()
-    assert np.any(before)
-    layer.fade_memory()
-    np.testing.assert_allclose(
-        layer.weights, before * np.float32(np.exp(-FADE_EVERY / 100.0)), rtol=1e-6
-    )
-    assert_within_bounds(make_plastic(AdapterConfig(memory_tau=100.0)))
-    never = make_plastic(AdapterConfig(memory_tau=0.0)).adapters["default"].layers["readout"]
-    never.synapses.weights[...] = before
-    never.fade_memory()
-    assert np.array_equal(never.weights, before)  # memory_tau 0: the memory never fades
-    # in a stream, the model fades every FADE_EVERY learnt tokens of the adapter
-    model = make_plastic(AdapterConfig(memory_tau=100.0))
-    calls = []
-    model.adapters["default"].layers["readout"].fade_memory = lambda: calls.append(
-        model.adapters["default"].counters.tokens_learned
-    )
-    with model.observing():
-        model(torch.tensor([[BOS, *(b"ab" * FADE_EVERY)]]))
-    learnt = model.adapters["default"].counters.tokens_learned
-    assert learnt >= 2 * FADE_EVERY - 1
-    assert calls == list(range(FADE_EVERY, learnt + 1, FADE_EVERY))
-
-
-def test_the_gate_scales_the_readout_by_the_backbones_doubt() -> None:
-    """gate_power q: the delta is multiplied by (1 - max softmax(logits))^q."""
-    deltas = {}
-    logits = np.linspace(-2.0, 3.0, 260).astype(np.float32)
-    for q in (0.0, 2.0):
-        config = AdapterConfig(gate_power=q, cache_mix=0.0)  # the additive delta
-        layer = make_plastic(config).adapters["default"].layers["readout"]
-        rng = np.random.default_rng(0)
-        layer.synapses.weights[...] = rng.uniform(-1, 1, layer.weights.shape).astype(np.float32)
-        spikes = np.zeros((layer.timesteps, 1, 1, layer.n_pre), np.float32)
-        spikes[:, 0, 0, :5] = 1.0
-        layer.record(spikes)
-        row = logits.copy()
-        layer.contribute(0, 0, row, live=False)
-        deltas[q] = row - logits
-    p = np.exp(logits - logits.max())
-    doubt = 1.0 - p.max() / p.sum()
-    assert 0 < doubt < 1
-    np.testing.assert_allclose(deltas[2.0], deltas[0.0] * doubt**2, rtol=1e-4, atol=1e-6)

@@ -42,7 +42,7 @@ def test_adversarial_user_turns(attack: str) -> None:
 
 def test_adversarial_turns_with_a_residual_adapter_too() -> None:
     model = make_plastic(guards=GuardConfig(max_learn_tokens_per_token=256))
-    model.add_adapter("res", AdapterConfig(kind="residual", size=16))
+    model.add_adapter("res", AdapterConfig(kind="residual", kind_params={"size": 16}))
     conv = Conversation(model, seed=0)
     for attack in ATTACKS.values():
         chat_turn(model, conv, attack[:3000].decode("latin-1"), reply_tokens=8)

@@ -20,7 +20,7 @@ def test_config_round_trips_through_json_dict() -> None:
         rule_params={"a_plus": 0.01},
         reward=["surprise"],
         reward_params={"surprise": {"sign": -1.0}},
-        size=16,
+        kind_params={"size": 16},
         seed=7,
     )
     again = AdapterConfig.from_dict(cfg.to_dict())
@@ -41,13 +41,13 @@ def test_unknown_keys_warn_and_are_ignored() -> None:
         {"kind": "lora"},
         {"target_sites": []},
         {"backend": "cuda-ish"},
-        {"size": 0},
-        {"beta": 1.5},
-        {"scale": -1.0},
-        {"sharpness": 0.5},
-        {"recall_threshold": -1.0},
-        {"memory_tau": -5.0},
-        {"gate_power": -1.0},
+        {"kind": "residual", "kind_params": {"size": 0}},
+        {"kind": "residual", "kind_params": {"beta": 1.5}},
+        {"kind": "residual", "kind_params": {"scale": -1.0}},
+        {"kind_params": {"sharpness": 0.5}},
+        {"kind_params": {"recall_threshold": -1.0}},
+        {"kind_params": {"gate_power": 1.0}},  # a readout setting version 2 dropped
+        {"kind": "readout", "rule": "detector_stdp", "reward": ["feedback"]},
         {"reward": ["surprise"], "reward_params": {"feedback": {"scale": 2.0}}},
     ],
 )
@@ -97,9 +97,14 @@ def test_matching_nothing_lists_the_sites() -> None:
 
 
 def test_attach_records_the_sites_hit() -> None:
-    model = attach(make_backbone(), AdapterConfig(kind="residual", target_sites=["ffn"], size=8))
+    model = attach(
+        make_backbone(),
+        AdapterConfig(kind="residual", target_sites=["ffn"], kind_params={"size": 8}),
+    )
     assert model.adapters["default"].sites == ["blocks.0.ffn", "blocks.1.ffn"]
-    residual_default = attach(make_backbone(), AdapterConfig(kind="residual", size=8))
+    residual_default = attach(
+        make_backbone(), AdapterConfig(kind="residual", kind_params={"size": 8})
+    )
     assert residual_default.adapters["default"].sites == ["blocks.1.ffn"]  # the last block
     readout_default = attach(make_backbone())
     assert readout_default.adapters["default"].sites == ["readout"]

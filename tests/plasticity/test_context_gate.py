@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,12 +9,12 @@ import numpy as np
 import pytest
 
 from plastic.errors import CheckpointError, ConfigError
+from plastic.kernels_numba.adapter_kernels import chi_distance, running_mean
 from plastic.models.generate import Conversation
 from plastic.models.tokenizer import BOS
 from plastic.plasticity import AdapterConfig, PlasticModel
-from plastic.plasticity.adapter_io import CONFIG_FILE, WEIGHTS_FILE
+from plastic.plasticity.adapter_io import WEIGHTS_FILE
 from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
-from plastic.plasticity.kernels import chi_distance, running_mean
 from plastic.plasticity.readout import ReadoutLayer
 from tests.plasticity.conftest import CONTROL, FACT, chat_turn, make_backbone, make_plastic
 
@@ -60,7 +59,9 @@ A, B = slice(0, 10), slice(10, 20)  # the learnt text's neurons; another text's
 def _taught_layer(context_tau: float) -> ReadoutLayer:
     """A readout whose memory recalls RECALLED from both A's and B's neurons, and whose
     signature was learnt on text A."""
-    model = make_plastic(AdapterConfig(context_tau=context_tau, context_signature_tau=50.0))
+    model = make_plastic(
+        AdapterConfig(kind_params={"context_tau": context_tau, "context_signature_tau": 50.0})
+    )
     layer = model.adapters["default"].layers["readout"]
     layer.weights[:20, RECALLED] = 1.0
     raster = np.zeros((layer.timesteps, layer.n_pre), np.uint8)
@@ -166,14 +167,11 @@ def test_learning_off_leaves_the_signature_alone() -> None:
 
 
 def test_an_adapter_saved_before_the_context_gate_recalls_everywhere(tmp_path: Path) -> None:
-    model = _learnt_model()
-    out = tmp_path / "old"
-    model.save(out)
-    doc = json.loads((out / CONFIG_FILE).read_text())
-    del doc["config"]["context_tau"]
-    (out / CONFIG_FILE).write_text(json.dumps(doc))
+    from tests.plasticity.test_adapter_io import saved_as_v1
+
+    out = saved_as_v1(_learnt_model(), tmp_path / "old", drop=("context_tau",))
     loaded = PlasticModel.from_pretrained(make_backbone(), out)
-    assert loaded.adapters["default"].config.context_tau == 0.0
+    assert loaded.adapters["default"].config.settings.context_tau == 0.0
     assert not loaded.adapters["default"].layers["readout"].context.enabled
 
 
@@ -218,4 +216,4 @@ def test_a_signature_out_of_range_is_a_checkpoint_error(tmp_path: Path) -> None:
 )
 def test_bad_context_settings_are_config_errors(name: str, bad: float) -> None:
     with pytest.raises(ConfigError, match="context_"):
-        AdapterConfig(**{name: bad})
+        AdapterConfig(kind_params={name: bad})

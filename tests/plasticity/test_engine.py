@@ -123,11 +123,8 @@ def always_reward():
 # and no context gate, which would keep a memory of "zzz..." quiet on the probe's text
 HARMFUL = AdapterConfig(
     reward=("always",),
-    sharpness=1.0,
     rule_params={"learning_rate": 1.0},
-    scale=8.0,
-    cache_mix=0.0,
-    context_tau=0.0,
+    kind_params={"sharpness": 1.0, "scale": 8.0, "cache_mix": 0.0, "context_tau": 0.0},
 )
 
 
@@ -203,7 +200,7 @@ def test_observe_learns_from_at_most_max_learn_tokens() -> None:
 
 def test_stats_report_every_site() -> None:
     model = make_plastic()
-    model.add_adapter("res", AdapterConfig(kind="residual", size=16))
+    model.add_adapter("res", AdapterConfig(kind="residual", kind_params={"size": 16}))
     conv = Conversation(model, seed=0)
     chat_turn(model, conv, FACT)
     stats = model.engine.stats()

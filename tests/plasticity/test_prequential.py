@@ -121,9 +121,9 @@ def test_replay_refuses_residual_adapters() -> None:
 SCORING_CONFIGS = [
     AdapterConfig(),  # the chat's: gated cache mix, context gate
     AdapterConfig(rule="stdp"),  # weights with deferred work (rows flushed before reading)
-    AdapterConfig(cache_mix=0.0, gate_power=1.0, sharpness=1.0),  # additive, doubt-gated
-    AdapterConfig(mix_purity_power=0.5, context_tau=0.0),  # purity, no context gate
-    AdapterConfig(context_tolerance=1e-6),  # a gate that closes on other text
+    AdapterConfig(kind_params={"cache_mix": 0.0, "sharpness": 1.0}),  # additive
+    AdapterConfig(kind_params={"mix_doubt_power": 0.0, "context_tau": 0.0}),  # no gates
+    AdapterConfig(kind_params={"context_tolerance": 1e-6}),  # a gate that closes on other text
 ]
 
 

@@ -19,16 +19,15 @@ from plastic.plasticity import (
     reward_names,
     unregister_reward,
 )
-from plastic.plasticity import reward_feedback as feedback
-from plastic.plasticity import reward_surprise as surprise
-from plastic.plasticity.reward_protocol import (
+from plastic.plasticity.rewards import feedback, surprise
+from plastic.plasticity.rewards.protocol import (
     GENERATE,
     OBSERVE,
     TokenEvent,
     TokenHistory,
     protocol_problems,
 )
-from plastic.plasticity.reward_registry import BUILTIN_REWARDS, ENTRY_POINT_GROUP
+from plastic.plasticity.rewards.registry import BUILTIN_REWARDS, ENTRY_POINT_GROUP
 from plastic.plugins import PluginRegistry
 from plastic.rules.registry import DISABLE_AUTOLOAD_ENV
 from tests.plasticity.conftest import FACT, chat_turn, make_plastic, weights_of
@@ -196,7 +195,7 @@ class _FakeEntryPoint:
 
 def test_entry_point_plugins_load_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     from plastic import plugins
-    from plastic.plasticity import reward_protocol
+    from plastic.plasticity.rewards import protocol as reward_protocol
 
     plugin = callback_reward(lambda *a: 1.0, name="fromep")
     ep = _FakeEntryPoint("fromep", "fakepkg.rewards:fromep", plugin)
@@ -217,7 +216,7 @@ def test_entry_point_plugins_load_lazily(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_a_broken_plugin_is_an_error_only_when_requested(monkeypatch: pytest.MonkeyPatch) -> None:
     from plastic import plugins
-    from plastic.plasticity import reward_protocol
+    from plastic.plasticity.rewards import protocol as reward_protocol
 
     ep = _FakeEntryPoint("broken", "fakepkg:broken", SimpleNamespace(name="broken"))
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [ep])

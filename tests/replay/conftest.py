@@ -30,10 +30,7 @@ HARM = {"on": False}  # while on, every observed token is rewarded +3 (breaks th
 # no context gate either (it would keep the harm off the probe's text)
 ADAPTER = dict(
     reward=("surprise", "feedback", "harm"),
-    sharpness=1.0,
-    scale=8.0,
-    cache_mix=0.0,
-    context_tau=0.0,
+    kind_params={"sharpness": 1.0, "scale": 8.0, "cache_mix": 0.0, "context_tau": 0.0},
 )
 
 

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-import pytest
-
-PLUGIN_PYPROJECT = """
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "plastic-toy-rule"
-version = "0.0.1"
-
-[project.entry-points."plastic.rules"]
-toyhebb = "plastic_toy_rule"
-
-[tool.setuptools]
-packages = ["plastic_toy_rule"]
-"""
+from tests.plugin_install import env_with, installed_plugin_fixture
 
 # A complete third-party rule: "anti-Hebbian" decay towards zero on coincident activity,
 # written against the public API only (its own Params; the torch backend only).
@@ -97,39 +79,17 @@ print(json.dumps({"origin": rule_sources()["toyhebb"].origin, "w": w.tolist(),
 """
 
 
-@pytest.fixture(scope="module")
-def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pip-install the plugin into a private target directory (not into the venv)."""
-    root = tmp_path_factory.mktemp("plugin")
-    source = root / "src"
-    (source / "plastic_toy_rule").mkdir(parents=True)
-    (source / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    (source / "plastic_toy_rule" / "__init__.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    target = root / "site"
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--no-index",
-        "--no-build-isolation",
-        "--target",
-        str(target),
-        str(source),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert (target / "plastic_toy_rule").is_dir()
-    return target
+# pip-installed into a private target directory (not into the venv), once per module
+installed_plugin = installed_plugin_fixture(
+    "plastic-toy-rule",
+    "plastic_toy_rule",
+    ("plastic.rules", "toyhebb", "plastic_toy_rule"),
+    PLUGIN_MODULE,
+)
 
 
 def _env(site: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
+    return env_with(site, **extra)
 
 
 def test_installed_plugin_is_discovered_and_runs(installed_plugin: Path) -> None:

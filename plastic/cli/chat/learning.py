@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from plastic.cli.chat.session import ChatSession
     from plastic.plasticity.chat_learning import ChatLearning
 
+# the learning slash commands (`/stats` gains the learning figures besides)
 COMMANDS = ("learn", "good", "bad", "undo", "score", "save")
 
 
@@ -68,45 +69,47 @@ class LearningCommands:
         self.session = session
         self.learn = learn
 
-    def _run(self, name: str, args: str) -> CommandResult:
+    def _run(self, action: Callable[[], Any]) -> CommandResult:
+        """The action's answer as a CommandResult; a PlasticError is a failed command."""
         try:
-            answer = self.learn.command(name, args)
+            answer = action()
         except PlasticError as exc:
             return CommandResult(str(exc), ok=False)
         return CommandResult(str(answer), {"learn": self.learn.status()})
 
     def cmd_learn(self, args: str) -> CommandResult:
         """/learn on|off: switch learning (saved adapters keep contributing either way)."""
-        return self._run("learn", args)
+        if args not in ("on", "off", ""):
+            return CommandResult(f"/learn takes 'on' or 'off', not {args!r}", ok=False)
+        return self._run(lambda: self.learn.set_learning({"on": True, "off": False}.get(args)))
 
     def cmd_good(self, args: str) -> CommandResult:
         """Reward the last reply (+1 through the eligibility traces)."""
-        return self._run("good", args)
+        return self._run(lambda: self.learn.feedback(+1.0))
 
     def cmd_bad(self, args: str) -> CommandResult:
         """Punish the last reply (-1 through the eligibility traces)."""
-        return self._run("bad", args)
+        return self._run(lambda: self.learn.feedback(-1.0))
 
     def cmd_undo(self, args: str) -> CommandResult:
         """Put the adapters back as they were before the last turn (bit for bit)."""
-        return self._run("undo", args)
+        return self._run(self.learn.undo)
 
     def cmd_save(self, args: str) -> CommandResult:
-        """/save DIR: save the adapters and their learning state (resume: --adapter DIR).
-        An existing DIR is replaced only with `/save DIR force` (or `chat --force`), or, at
-        an interactive prompt, when the user says so."""
-        from plastic.plasticity.chat_learning import save_target
-
+        """/save DIR [force]: save the adapters and their learning state (resume: --adapter
+        DIR). An existing DIR is replaced only with `force` (or `chat --force`), or, at an
+        interactive prompt, when the user says so."""
+        directory, _, flag = args.rpartition(" ")
+        if flag != "force":
+            directory, flag = args, ""
+        directory, force = directory.strip(), bool(flag)
         confirm = self.session.confirm
-        try:
-            directory, force = save_target(args)
-        except PlasticError as exc:
-            return CommandResult(str(exc), ok=False)
-        if confirm is not None and not (force or self.learn.overwrite) and _occupied(directory):
+        ask = confirm is not None and directory and not (force or self.learn.overwrite)
+        if ask and _occupied(directory):
             if not confirm(f"{directory} exists: replace it?"):
                 return CommandResult(f"not saved: {directory} is left as it was")
-            args = f"{directory} force"
-        return self._run("save", args)
+            force = True
+        return self._run(lambda: self.learn.save(directory, force=force))
 
     def cmd_score(self, args: str) -> CommandResult:
         """/score TEXT: bits/byte of TEXT under the current adapters (learns nothing)."""

@@ -22,6 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from plastic.plugins import contract_problems
+
 REWARD_API_VERSION = 1
 OBSERVE, GENERATE = "observe", "generate"
 PHASES = (OBSERVE, GENERATE)
@@ -101,14 +103,6 @@ REQUIRED_ATTRIBUTES = (
 
 def protocol_problems(source: object) -> list[str]:
     """What keeps `source` from satisfying RewardSource (empty list when it does)."""
-    problems = [f"missing attribute {a!r}" for a in REQUIRED_ATTRIBUTES if not hasattr(source, a)]
-    if problems:
-        return problems
-    if getattr(source, "api_version", None) != REWARD_API_VERSION:
-        problems.append(
-            f"api_version {getattr(source, 'api_version', None)!r} != {REWARD_API_VERSION}"
-        )
-    for fn in REQUIRED_ATTRIBUTES[4:]:
-        if not callable(getattr(source, fn)):
-            problems.append(f"{fn} is not callable")
-    return problems
+    return contract_problems(
+        source, REQUIRED_ATTRIBUTES, REWARD_API_VERSION, REQUIRED_ATTRIBUTES[4:]
+    )

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from plastic.errors import ConfigError
-from plastic.plasticity.reward_protocol import OBSERVE, REWARD_API_VERSION, TokenEvent
+from plastic.plasticity.rewards.protocol import OBSERVE, REWARD_API_VERSION, TokenEvent
 from plastic.rules.params import RuleParams, param, require, require_positive
 
 name = "surprise"

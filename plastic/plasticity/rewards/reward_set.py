@@ -7,14 +7,14 @@ records, so a snapshot of a RewardSet is just the tuple of its states.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from plastic.errors import CheckpointError
-from plastic.plasticity.reward_protocol import RewardSource, TokenEvent
-from plastic.plasticity.reward_registry import get_reward
+from plastic.plasticity.rewards.protocol import RewardSource, TokenEvent
+from plastic.plasticity.rewards.registry import get_reward
 
 
 class RewardSet:
@@ -42,23 +42,20 @@ class RewardSet:
 
     def on_token(self, event: TokenEvent) -> float | None:
         """The summed reward of one token (None: no source gave one)."""
-        total: float | None = None
-        states = list(self.states)
-        for k, source in enumerate(self.sources):
-            reward, states[k] = source.on_token(event, states[k], self.params[k])
-            if reward is not None:
-                reward = float(reward)
-                self.last[self.names[k]] = reward
-                total = reward if total is None else total + reward
-        self.states = tuple(states)
-        return total
+        return self._summed(lambda source, state, params: source.on_token(event, state, params))
 
     def on_feedback(self, value: float) -> float | None:
         """The summed reward of a /good (+1) or /bad (-1); None if no source used it."""
+        value = float(value)
+        return self._summed(lambda source, state, params: source.on_feedback(value, state, params))
+
+    def _summed(self, call: Callable[[RewardSource, Any, Any], tuple[Any, Any]]) -> float | None:
+        """Sum of `call(source, state, params)`'s rewards over the sources, whose states it
+        advances (None: no source gave a reward)."""
         total: float | None = None
         states = list(self.states)
         for k, source in enumerate(self.sources):
-            reward, states[k] = source.on_feedback(float(value), states[k], self.params[k])
+            reward, states[k] = call(source, states[k], self.params[k])
             if reward is not None:
                 reward = float(reward)
                 self.last[self.names[k]] = reward

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from plastic.errors import ConfigError
-from plastic.plasticity.reward_protocol import RewardSource, protocol_problems
+from plastic.plasticity.rewards.protocol import RewardSource, protocol_problems
 from plastic.plugins import PluginRegistry
 
 ENTRY_POINT_GROUP = "plastic.rewards"
 BUILTIN_REWARDS = {
-    "surprise": "plastic.plasticity.reward_surprise",
-    "feedback": "plastic.plasticity.reward_feedback",
+    "surprise": "plastic.plasticity.rewards.surprise",
+    "feedback": "plastic.plasticity.rewards.feedback",
 }
 
 REWARDS: PluginRegistry[RewardSource] = PluginRegistry(

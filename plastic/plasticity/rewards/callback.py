@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from plastic.errors import ConfigError
-from plastic.plasticity.reward_protocol import OBSERVE, PHASES, REWARD_API_VERSION, TokenEvent
+from plastic.plasticity.rewards.protocol import OBSERVE, PHASES, REWARD_API_VERSION, TokenEvent
 from plastic.rules.backends import reward_value
 from plastic.rules.params import RuleParams
 

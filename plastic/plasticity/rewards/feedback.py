@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from plastic.errors import ConfigError
-from plastic.plasticity.reward_protocol import GENERATE, REWARD_API_VERSION, TokenEvent
+from plastic.plasticity.rewards.protocol import GENERATE, REWARD_API_VERSION, TokenEvent
 from plastic.rules.params import RuleParams, param, require_positive
 
 name = "feedback"

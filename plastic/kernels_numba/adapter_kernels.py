@@ -7,82 +7,10 @@ through `Tensor.numpy()`); the kernels read any strides.
 
 from __future__ import annotations
 
-import functools
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
 
-import numba
 import numpy as np
 from numba import njit
-
-from plastic.kernels_numba import prefer_workqueue_threading
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-prefer_workqueue_threading()  # before the first parallel kernel (see its docstring)
-
-# Numba threads for every rule/kernel call the adapters make. One token is ~0.1 ms of serial
-# work; a parallel region costs far more, and with Numba's OpenMP layer its idle workers
-# then spin and slow the whole process (measured on a loaded 2-core machine: a rule step
-# 18 ms instead of 0.4 ms, a probe 22 s instead of 0.7 s). None: leave Numba's setting.
-_kernel_threads: list[int | None] = [1]
-
-
-def set_kernel_threads(count: int | None) -> None:
-    """Numba threads used by the adapters' kernels (None: Numba's own setting)."""
-    if count is not None and count < 1:
-        raise ValueError("kernel threads must be >= 1 or None")
-    _kernel_threads[0] = count
-
-
-def get_kernel_threads() -> int | None:
-    return _kernel_threads[0]
-
-
-def with_kernel_threads(fn: F) -> F:
-    """Decorator: run `fn` inside `kernel_threads()`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _nesting.depth:  # already inside: no context-manager overhead on the per-token path
-            return fn(*args, **kwargs)
-        with kernel_threads():
-            return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class _Nesting(threading.local):
-    """Per thread (Numba's thread count is per thread): the nesting of kernel_threads()."""
-
-    depth = 0
-
-
-_nesting = _Nesting()  # only the outermost kernel_threads() of a thread switches
-
-
-@contextmanager
-def kernel_threads() -> Iterator[None]:
-    """Run the block with the adapters' Numba thread count (restored afterwards)."""
-    wanted = _kernel_threads[0]
-    if _nesting.depth or wanted is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    switch = wanted != previous
-    if switch:
-        numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
-    _nesting.depth += 1
-    try:
-        yield
-    finally:
-        _nesting.depth -= 1
-        if switch:
-            numba.set_num_threads(previous)
 
 
 @njit(cache=True)
@@ -120,21 +48,6 @@ def sum_rows(weights, active, n_active, counts, gain, out):
         row = weights[i]
         for j in range(out.shape[0]):
             out[j] += c * row[j]
-
-
-@njit(cache=True)
-def purity(values):
-    """max(v) / sum of the positive v (0 when none is positive): 1 when the mean row m
-    backs one token alone, small when many tokens have followed the context."""
-    best = 0.0
-    total = 0.0
-    for j in range(values.shape[0]):
-        v = values[j]
-        if v > 0.0:
-            total += v
-            if v > best:
-                best = v
-    return best / total if total > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -237,28 +150,6 @@ def token_bits(logits, token):
 
 
 @njit(cache=True)
-def sample_tokens(logits, uniforms, out):
-    """Token ids drawn from softmax(logits), one per uniform in [0, 1), into `out`.
-
-    Inverse CDF in float64 (a linear walk: V is a few hundred), so the draw depends only on
-    the logits and the uniforms (the caller's seeded generator): replayable and exact.
-    """
-    m, total = softmax_normaliser(logits)
-    last = logits.shape[0] - 1
-    for k in range(uniforms.shape[0]):
-        target = uniforms[k] * total
-        acc = 0.0
-        chosen = last
-        for j in range(logits.shape[0]):
-            acc += math.exp(float(logits[j]) - m)
-            if acc > target:
-                chosen = j
-                break
-        out[k] = chosen
-    return uniforms.shape[0]
-
-
-@njit(cache=True)
 def mix_cache(logits, scores, lam, confidence_power, doubt_power=0.0):
     """logits <- log((1 - l) softmax(logits) + l softmax(scores)) in place (float64 inside).
 
@@ -305,13 +196,6 @@ def softmax_normalisers(logits, m_out, z_out):
 
 
 @njit(cache=True)
-def doubt(logits):
-    """1 - max softmax(logits): how unsure a prediction is (0: certain)."""
-    _, total = softmax_normaliser(logits)
-    return 1.0 - 1.0 / total
-
-
-@njit(cache=True)
 def running_mean(rates, weight, step, values, scale):
     """rates <- a bias-corrected running mean of `values` * scale with step a; returns its
     new weight w' = w + a (1 - w) (0: empty, so the first values are taken as they are)."""
@@ -333,6 +217,15 @@ def chi_distance(rates, reference, floor):
         d = rates[i] - r
         total += d * d / spread
     return total / rates.shape[0]
+
+
+def logits_bits(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """-log2 softmax(logits)[target] per row, computed in float64."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    picked = z[np.arange(z.shape[0]), targets.astype(np.int64)]
+    return (log_norm - picked) / math.log(2.0)
 
 
 def warm_up() -> None:
@@ -358,11 +251,8 @@ def warm_up() -> None:
         np.zeros(2, np.int64),
     )
     token_bits(np.zeros(4, np.float32), 1)
-    doubt(np.zeros(4, np.float32))
     mix_cache(np.zeros(4, np.float32), np.zeros(4, np.float32), 0.1, 1.0, 0.5)
-    sample_tokens(np.zeros(4, np.float32), np.zeros(1), np.zeros(1, np.int64))
     sharpen(out, 2.0, 1.0)
-    purity(out)
     strongest(out, np.float32(0.5), np.zeros(2, np.int64))
     rates = np.zeros(3, np.float64)
     running_mean(rates, 0.0, 0.5, counts, 0.5)  # a position's counts (float32)
@@ -382,9 +272,7 @@ def score_positions(
     weights,
     gain,
     sharpness,
-    gate_power,
     cache_mix,
-    purity_power,
     confidence_power,
     doubt_power,
     context_on,
@@ -436,12 +324,7 @@ def score_positions(
             continue  # a closed gate: the row stays as it is (whatever the memory holds)
         sum_rows(weights, active[start:stop], stop - start, counts[s], 1.0 / totals[s], delta)
         lam = cache_mix
-        if lam > 0 and purity_power > 0:
-            lam *= purity(delta) ** purity_power
-        g = gain
-        if gate_power > 0:
-            g *= (1.0 - 1.0 / norm_z[s] if only_bits else doubt(row)) ** gate_power
-        sharpen(delta, sharpness, g)
+        sharpen(delta, sharpness, gain)
         if cache_mix > 0:
             nonzero = False
             for j in range(delta.shape[0]):
