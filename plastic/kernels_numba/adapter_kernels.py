@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
+from plastic.kernels_numba.lif_math import lif_fires, lif_membrane
+
 
 @njit(cache=True)
 def pack_spikes(spikes, raster, counts, active):
@@ -95,13 +97,13 @@ def _after(out, k, j):
 def lif_population(pre, weights, beta, threshold, mem, current, post, counts, active):
     """Run `weights.shape[1]` LIF neurons over T steps driven by pre spikes [T, n_pre] (uint8).
 
-    The backbone's equations (reset by subtraction): U[t] = beta U[t-1] + I[t] - S[t-1] theta,
-    S[t] = H(U[t] - theta), U starts at 0 every token, I[t] = sum of the rows of the pre
-    neurons spiking at t. Writes post spikes [T, n_post] (uint8), their counts and the
-    indices of neurons that spiked (returned count).
+    The backbone's equations (`lif_math`, reset by subtraction); U starts at 0 every token,
+    I[t] = sum of the rows of the pre neurons spiking at t. Writes post spikes [T, n_post]
+    (uint8), their counts and the indices of neurons that spiked (returned count).
     """
     steps, n_pre = pre.shape
     n_post = weights.shape[1]
+    zero, one = np.float32(0.0), np.float32(1.0)
     mem[:] = 0.0
     for j in range(n_post):
         counts[j] = 0.0
@@ -113,10 +115,10 @@ def lif_population(pre, weights, beta, threshold, mem, current, post, counts, ac
                 for j in range(n_post):
                     current[j] += row[j]
         for j in range(n_post):
-            reset = threshold if (t > 0 and post[t - 1, j] != 0) else np.float32(0.0)
-            u = beta * mem[j] + current[j] - reset
+            reset = one if (t > 0 and post[t - 1, j] != 0) else zero
+            u = lif_membrane(mem[j], beta, current[j], reset, threshold)
             mem[j] = u
-            spiked = u > threshold
+            spiked = lif_fires(u, threshold)
             post[t, j] = 1 if spiked else 0
             if spiked:
                 counts[j] += 1.0

@@ -15,21 +15,25 @@ from pathlib import Path
 STAMP_NAME = "plastic-kernels-source.sha256"
 
 
-def source_digest(package_dir: Path) -> str:
-    """SHA-256 over the names and contents of the package's Python modules."""
+def source_digest(package_dir: Path, *called: Path) -> str:
+    """SHA-256 over the names and contents of the Python modules of the package and of the
+    packages its kernels call into."""
     digest = hashlib.sha256()
-    for path in sorted(package_dir.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for directory in (package_dir, *called):
+        for path in sorted(directory.glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def invalidate_stale_cache(package_dir: Path) -> bool:
-    """Delete cached kernels if the sources changed since they were compiled; True if so."""
+def invalidate_stale_cache(package_dir: Path, *called: Path) -> bool:
+    """Delete the package's cached kernels if its sources, or those of the packages in
+    `called` (whose jitable functions its kernels inline), changed since they were
+    compiled; True if so."""
     cache_dir = package_dir / "__pycache__"
     stamp = cache_dir / STAMP_NAME
     try:
-        current = source_digest(package_dir)
+        current = source_digest(package_dir, *called)
         if stamp.is_file() and stamp.read_text().strip() == current:
             return False
         cache_dir.mkdir(exist_ok=True)

@@ -8,8 +8,8 @@ per-row timestamp is ever persisted and a saved state loads into any backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,16 +49,18 @@ def _step(data: Mapping[str, Any]) -> int:
     return int(_vector(data, "step", np.int64)[0])
 
 
+def _canonical(clock: Any, mask: Any, **vectors: Any) -> dict[str, np.ndarray]:
+    """Host copies of `vectors`, the step count from `clock` and the mask entry."""
+    data = {key: host(value) for key, value in vectors.items()}
+    data["step"] = np.array([clock[0]], np.int64)
+    return {**data, **_mask_entry(mask)}
+
+
 def timing_to_dict(state: TimingState) -> dict[str, np.ndarray]:
     """x_pre, x_post, step and mask of a flushed pair-STDP state."""
     if not is_synced(state):
         raise RuleError("the rule state has deferred updates: call flush() before saving it")
-    return {
-        "x_pre": host(state.x_pre),
-        "x_post": host(state.x_post),
-        "step": np.array([state.clock[0]], np.int64),
-        **_mask_entry(state.mask),
-    }
+    return _canonical(state.clock, state.mask, x_pre=state.x_pre, x_post=state.x_post)
 
 
 def timing_from_dict(data: Mapping[str, Any]) -> TimingState:
@@ -102,12 +104,7 @@ def eligibility_from_dict(data: Mapping[str, Any]) -> EligibilityState:
 
 def rate_to_dict(state: RateState) -> dict[str, np.ndarray]:
     """rate_pre, rate_post, step and mask of a rate-based state."""
-    return {
-        "rate_pre": host(state.rate_pre),
-        "rate_post": host(state.rate_post),
-        "step": np.array([state.clock[0]], np.int64),
-        **_mask_entry(state.mask),
-    }
+    return _canonical(state.clock, state.mask, rate_pre=state.rate_pre, rate_post=state.rate_post)
 
 
 def rate_from_dict(data: Mapping[str, Any]) -> RateState:
@@ -120,3 +117,27 @@ def rate_from_dict(data: Mapping[str, Any]) -> RateState:
     state.rate_post[:] = rate_post
     state.clock[0] = _step(data)
     return state
+
+
+class StateFormat(NamedTuple):
+    """One Numba state layout with its constructor and canonical-dict (de)serialisers.
+
+    `array_field` names a field that holds arrays: numpy on the CPU, device arrays on CUDA.
+    """
+
+    layout: type
+    new_state: Callable[[int, int, np.ndarray], Any]
+    array_field: str
+    to_dict: Callable[[Any], dict[str, np.ndarray]]
+    from_dict: Callable[[Mapping[str, Any]], Any]
+
+
+TIMING = StateFormat(TimingState, new_timing_state, "x_pre", timing_to_dict, timing_from_dict)
+ELIGIBILITY = StateFormat(
+    EligibilityState,
+    new_eligibility_state,
+    "eligibility",
+    eligibility_to_dict,
+    eligibility_from_dict,
+)
+RATE = StateFormat(RateState, new_rate_state, "rate_pre", rate_to_dict, rate_from_dict)

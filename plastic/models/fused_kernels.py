@@ -8,14 +8,23 @@ Arithmetic is float32 in the order the torch path uses (LIF: `beta * mem + input
 `- reset * threshold`), so spikes are bit-identical given the same current; the products sum
 in another order than BLAS (float32 rounding, ~1e-7 relative).
 
-Compiled once and cached on disk (`cache=True`): nothing here calls into another module.
-Kernels write into the arrays they are given and return the number of spikes they emitted.
+Compiled once and cached on disk (`cache=True`); the LIF step is `kernels_numba.lif_math`'s,
+so this package's cache is dropped when those sources change (`cache_guard`). Kernels
+write into the arrays they are given and return the number of spikes they emitted.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit
+
+import plastic.kernels_numba
+from plastic.kernels_numba.cache_guard import invalidate_stale_cache
+from plastic.kernels_numba.lif_math import lif_fires, lif_membrane
+
+invalidate_stale_cache(Path(__file__).resolve().parent, Path(plastic.kernels_numba.__file__).parent)
 
 
 @njit(cache=True, nogil=True)
@@ -57,9 +66,9 @@ def lif_counts(current, beta, threshold, t_fast, spikes, counts):
         b = beta[i]
         c = 0
         for t in range(spikes.shape[0]):
-            reset = one if mem - threshold > zero else zero
-            mem = b * mem + (drive if t < t_fast else zero) - reset * threshold
-            if mem - threshold > zero:
+            reset = one if lif_fires(mem, threshold) else zero
+            mem = lif_membrane(mem, b, drive if t < t_fast else zero, reset, threshold)
+            if lif_fires(mem, threshold):
                 spikes[t, i] = one
                 c += 1
             else:

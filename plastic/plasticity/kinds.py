@@ -47,7 +47,9 @@ class AdapterLayer(Protocol):
     adapter and in its snapshots); `load_extra_state` restores it (ValueError if bad).
     `learns_while_generating` False promises that the model's own reply changes nothing the
     drift guard's probe reads (then the probe is scored while the reply is generated); a
-    layer without the attribute is taken to learn from it.
+    layer without the attribute is taken to learn from it. `trace_form` says how a trace
+    records the layer's learning: "synapses" (a weight matrix, its pre/post rasters and
+    rule operations) or "reads" (the chunks it read and blobs of its variable-size state).
     """
 
     site: SiteInfo
@@ -55,6 +57,7 @@ class AdapterLayer(Protocol):
     feeds_backbone: bool
     reads_chunks: bool
     learns_while_generating: bool
+    trace_form: str
 
     @property
     def weights(self) -> np.ndarray: ...

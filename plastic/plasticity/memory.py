@@ -390,6 +390,7 @@ class MemoryLayer:
     reads_chunks = True  # PlasticModel hands it whole chunks (one compiled call)
     feeds_backbone = False  # only rewrites the logits: a cached backbone pass replays it
     learns_while_generating = False  # the reply is only kept as eligibility for /good, /bad
+    trace_form = "reads"  # recorded as its reads and state blobs
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         if vocab_size < 256:

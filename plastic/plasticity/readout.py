@@ -188,6 +188,7 @@ class ReadoutLayer:
     feeds_backbone = False  # only adds to the logits: a cached backbone pass replays it
     reads_chunks = False  # contributes position by position
     learns_while_generating = True  # its rule steps on the reply's transitions too
+    trace_form = "synapses"  # recorded as weights and rasters
 
     def __init__(self, site: SiteInfo, vocab_size: int, config: AdapterConfig) -> None:
         settings: ReadoutConfig = config.settings

@@ -97,6 +97,7 @@ class ResidualLayer:
     feeds_backbone = True  # its output enters the backbone at its site
     reads_chunks = False
     learns_while_generating = True  # its rule steps on the reply's transitions too
+    trace_form = "synapses"  # recorded as weights and rasters
 
     def __init__(self, site: SiteInfo, config: AdapterConfig, rng: np.random.Generator) -> None:
         settings: ResidualConfig = config.settings

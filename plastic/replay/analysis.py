@@ -110,10 +110,10 @@ def network_report(
 def rates_report(reader: TraceReader, sites: list[S.SiteSpec], top_k: int = 5) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in sites:
-        if spec.kind == "memory":  # no spiking population: how it predicted the user text
+        if spec.records_reads:  # no spiking population: how it predicted the user text
             from plastic.replay.memory_report import memory_reading
 
-            out[spec.key] = {"kind": "memory", "reading": memory_reading(reader, spec)}
+            out[spec.key] = {"kind": spec.kind, "reading": memory_reading(reader, spec)}
             continue
         entry = {"kind": spec.kind, "pre": population_rates(reader, spec, "pre").summary(top_k)}
         if spec.kind == "residual":
@@ -210,7 +210,7 @@ def weights_report(reader: TraceReader, sites: list[S.SiteSpec]) -> dict[str, An
         seen[event] = {
             spec.key: (
                 synapses[spec.key].state_arrays()
-                if spec.kind == "memory"
+                if spec.records_reads
                 else synapses[spec.key].weights.copy()
             )
             for spec in sites
@@ -224,7 +224,7 @@ def weights_report(reader: TraceReader, sites: list[S.SiteSpec]) -> dict[str, An
             a, b = seen.get(int(starts[i])), seen.get(int(ends[i]))
             if a is None or b is None:
                 continue
-            if spec.kind == "memory":
+            if spec.records_reads:
                 from plastic.replay.memory_report import weight_change
 
                 norm = weight_change(b[spec.key], a[spec.key])
@@ -252,7 +252,7 @@ def overview(reader: TraceReader) -> dict[str, Any]:
     n = max(reader.n_tokens, 1)
     sites = {}
     for spec in reader.sites:
-        if spec.kind == "memory":
+        if spec.records_reads:
             from plastic.replay.memory_report import memory_overview
 
             sites[spec.key] = memory_overview(reader, spec)

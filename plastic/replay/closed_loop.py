@@ -163,7 +163,7 @@ def build_model(
             recorded_rule = session["adapters"][spec.adapter]["rule"]
             weights, state = reader.state(spec, int(session["state"]), recorded_rule)
             adapter = model.adapters[spec.adapter]
-            if spec.kind == "memory":
+            if spec.records_reads:
                 from plastic.replay.memory_replay import load_start
 
                 load_start(syn, state, bool(params))
@@ -202,7 +202,7 @@ def closed_loop(
         raise TraceError(f"{reader.path}: no committed session: nothing to replay")
     model = build_model(reader, backbone, rule=rule, params=params)
     for spec in reader.sites:
-        if spec.kind == "memory":  # boundaries from outside the token stream (/reset)
+        if spec.records_reads:  # boundaries from outside the token stream (/reset)
             from plastic.replay.memory_replay import ForgetSync
 
             layer = model.adapters[spec.adapter].layers[spec.site]
@@ -291,7 +291,7 @@ def _diffs(reader: TraceReader, result: ClosedLoopResult, point: Any) -> dict[st
     weights = result.weights()
     out = {}
     for spec in reader.sites:
-        if spec.kind == "memory":
+        if spec.records_reads:
             from plastic.replay.memory_state import max_abs_diff
 
             layer = result.model.adapters[spec.adapter].layers[spec.site]

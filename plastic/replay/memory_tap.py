@@ -52,11 +52,16 @@ class MemoryTap(SiteTap):
             if self in observers:
                 observers.remove(self)
 
+    def restore_counts(self, counts: dict[str, int]) -> None:
+        super().restore_counts(counts)
+        self.state_bytes = int(counts["state_bytes"])
+        self.checkpoint_bytes = int(counts["checkpoint_bytes"])
+
     # -- MemoryLayer observer ---------------------------------------------------------
     def on_read(self, tokens: np.ndarray, logits: np.ndarray, learn: bool, gen: bool) -> None:
         n = len(tokens)
         if logits.shape[-1] != self.spec.n_post:
-            self.recorder._fail(f"site {self.spec.key}: logits of width {logits.shape[-1]}")
+            self.recorder.fail(f"site {self.spec.key}: logits of width {logits.shape[-1]}")
             return
         self._ids.append(np.asarray(tokens, np.uint16).copy())
         self._logits.append(np.array(logits[:n], np.float32, copy=True))

@@ -60,7 +60,7 @@ def start_weights(reader: TraceReader) -> dict[str, Any]:
     for spec in reader.sites:
         rule = session["adapters"][spec.adapter]["rule"]
         weights, state = reader.state(spec, int(session["state"]), rule)
-        out[spec.key] = state if spec.kind == "memory" else weights.astype(np.float64)
+        out[spec.key] = state if spec.records_reads else weights.astype(np.float64)
     return out
 
 
@@ -73,7 +73,7 @@ def recorded_final_weights(reader: TraceReader) -> dict[str, np.ndarray] | None:
     return {
         spec.key: (
             reader.memory_checkpoint(spec, last)
-            if spec.kind == "memory"
+            if spec.records_reads
             else reader.checkpoint_weights(spec, last).astype(np.float64)
         )
         for spec in reader.sites
@@ -129,7 +129,7 @@ def text_figures(
     data = recorded_user_text(reader)
     if not data or any(spec.kind not in ("readout", "memory") for spec in reader.sites):
         return None
-    memory = any(spec.kind == "memory" for spec in reader.sites)
+    memory = any(spec.records_reads for spec in reader.sites)
     sites = tuple(sorted({spec.site for spec in reader.sites}))
     bpass = backbone_pass(backbone, data, sites)
     prepared = ScoringPass.of(bpass)
@@ -147,7 +147,7 @@ def text_figures(
         try:
             for spec in reader.sites:
                 syn = model.adapters[spec.adapter].layers[spec.site].synapses
-                if spec.kind == "memory":
+                if spec.records_reads:
                     syn.load(None, weights[spec.key])
                     continue
                 syn.weights[...] = np.clip(weights[spec.key], syn.w_min, syn.w_max)

@@ -39,7 +39,7 @@ def plot_report(
 
     if window is None:
         window = (max(0, reader.n_tokens - RASTER_TOKENS), reader.n_tokens)
-    sites = [spec for spec in sites if spec.kind != "memory"]  # no weight matrix, no rasters
+    sites = [spec for spec in sites if not spec.records_reads]  # no weight matrix, no rasters
     heatmaps = [spec for spec in sites if reader.checkpoints()]
     rates = sites if "rates" in report else []
     panels = (

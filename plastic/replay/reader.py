@@ -269,7 +269,7 @@ class TraceReader:
     def checkpoint_weights(self, site: SiteSpec, index: int) -> np.ndarray:
         """The weights at checkpoint `index` (a memory: its weight vector, see
         `memory_checkpoint` for its whole state)."""
-        if site.kind == "memory":
+        if site.records_reads:
             from plastic.replay.memory_state import weights_vector
 
             return weights_vector(self.memory_checkpoint(site, index))
@@ -286,7 +286,7 @@ class TraceReader:
         memory: its weight vector and its state arrays)."""
         if index >= int(self.committed["states"]):
             raise TraceError(f"{self.path}: saved state {index} is past the last commit")
-        if site.kind == "memory":
+        if site.records_reads:
             from plastic.replay.memory_state import read_record, split_record, weights_vector
 
             state = split_record(read_record(self, site, "state", index))[0]
@@ -311,7 +311,7 @@ class TraceReader:
         return self._state_group(site, "reward_state", index)
 
     def _state_group(self, site: SiteSpec, sub: str, index: int) -> dict[str, np.ndarray] | None:
-        if site.kind == "memory":  # its reward states travel in its state blobs
+        if site.records_reads:  # its reward states travel in its state blobs
             if sub != "reward_state" or index >= int(self.committed["states"]):
                 return None
             from plastic.replay.memory_state import read_record, split_record

@@ -43,7 +43,6 @@ from plastic.replay.store import (
     clear_unfinished,
     create_array,
     create_store,
-    ensure_state_arrays,
     open_existing,
     truncate_to_commit,
     unfinished_creation,
@@ -169,15 +168,8 @@ class TraceRecorder(LearningObserver):
         self.taps: list[SiteTap] = []
         for spec in specs:
             adapter = model.adapters[spec.adapter]
-            tap_class = SiteTap
-            if spec.kind == "memory":
-                from plastic.replay.memory_tap import MemoryTap as tap_class
-            tap = tap_class(self, spec, adapter.layers[spec.site].synapses, adapter)
-            c = self.committed["sites"][f"site{spec.index}"]
-            tap.steps, tap.rows = int(c["steps"]), int(c["rows"])
-            if spec.kind == "memory":
-                tap.state_bytes = int(c["state_bytes"])
-                tap.checkpoint_bytes = int(c["checkpoint_bytes"])
+            tap = _tap_class(spec)(self, spec, adapter.layers[spec.site].synapses, adapter)
+            tap.restore_counts(self.committed["sites"][f"site{spec.index}"])
             self.taps.append(tap)
         self._adapter = next(iter(model.adapters.values()))
         self.network = NetworkTap(self, model, self.tokens)
@@ -195,10 +187,7 @@ class TraceRecorder(LearningObserver):
             self._lock.release()
             raise
         for tap in self.taps:
-            if tap.spec.kind == "memory":
-                tap.attach()
-            else:
-                tap.synapses.observers.append(tap)
+            tap.attach()
         model.observers.append(self)
 
     @classmethod
@@ -243,12 +232,7 @@ class TraceRecorder(LearningObserver):
         """Save the initial and start states of every site, log the session, commit."""
         continues = self.checkpoint_count > 0
         for tap in self.taps:
-            if continues and tap.spec.kind == "memory":
-                continues = tap.matches_checkpoint(self.checkpoint_count - 1)
-            elif continues:
-                group = tap.spec.group
-                last = self.root[f"{group}/checkpoint_weights"][self.checkpoint_count - 1]
-                continues = continues and np.array_equal(np.asarray(last), tap.synapses.weights)
+            continues = continues and tap.matches_checkpoint(self.checkpoint_count - 1)
         initial = self._save_states(initial=True)
         start = self._save_states()
         session = {
@@ -264,7 +248,7 @@ class TraceRecorder(LearningObserver):
             "continues": bool(continues),
         }
         self._sessions = list(self.root.attrs["sessions"]) + [session]
-        self._event(S.SESSION, -1, self.session_index)
+        self.log_event(S.SESSION, -1, self.session_index)
         extra = {"sessions": self._sessions, S.NETWORK: self.network.layout}
         self._commit(S.SESSION_TURN, extra=extra)
 
@@ -277,53 +261,24 @@ class TraceRecorder(LearningObserver):
         override: weights to save for some sites."""
         index = self.state_count
         for tap in self.taps:
-            if tap.spec.kind == "memory":  # a variable-size state: one blob
-                weights = None if override is None else override.get(tap.index)
-                tap.save_state(initial=initial, weights=weights)
-                continue
-            syn = tap.synapses
-            group, rule = tap.spec.group, syn.rule.name
-            if initial:
-                weights = syn.initial
-            elif override is not None and tap.index in override:
-                weights = override[tap.index]
-            else:
-                weights = syn.weights
-            self.writer.append(f"{group}/state_weights", weights[None].astype(np.float32))
-            # the rule's state; and what closed-loop replay needs to start where a session
-            # started: the adapter's reward state and a readout's context signature
-            states = {
-                f"rule_state/{rule}": syn.state_arrays(),
-                "reward_state": tap.adapter.rewards.state_arrays(),
-            }
-            context = getattr(tap.adapter.layers[tap.spec.site], "context", None)
-            if context is not None and context.enabled:
-                states["context"] = context.state_arrays()
-            for sub, arrays in states.items():
-                ensure_state_arrays(self.root, tap.spec, sub, arrays, index)
-                for key, value in arrays.items():
-                    value = np.asarray(value)
-                    row = np.zeros_like(value) if initial else value
-                    self.writer.append(f"{group}/{sub}/{key}", row[None].copy())
-            for other_rule, sub in self.root[f"{group}/rule_state"].groups():
-                if other_rule == rule:
-                    continue
-                for _, array in sub.arrays():
-                    fill = np.full((1, *array.shape[1:]), array.fill_value, dtype=array.dtype)
-                    self.writer.append(array.path, fill)
+            weights = None if override is None else override.get(tap.index)
+            tap.save_state(initial=initial, weights=weights)
         self._state_events.append(self.events)
         self.state_count += 1
         return index
 
-    def _load_state(self, tap: SiteTap, weights: np.ndarray | None = None) -> None:
+    # -- what the taps call ---------------------------------------------------------
+    def load_state(self, tap: SiteTap, weights: np.ndarray | None = None) -> None:
         """An operation the log cannot express: save the state (W = `weights` if given,
         else the current weights), log a LOAD that sets it in replay."""
         override = None if weights is None else {tap.index: weights}
         index = self._save_states(override=override)
-        self._event(S.LOAD, tap.index, index)
+        self.log_event(S.LOAD, tap.index, index)
 
-    # -- the event log --------------------------------------------------------------
-    def _event(self, kind: int, site: int, a: int = -1, b: int = -1, value: float = math.nan):
+    def log_event(
+        self, kind: int, site: int, a: int = -1, b: int = -1, value: float = math.nan
+    ) -> None:
+        """Append one event (`schema` kinds) of `site` to the pending log."""
         while self._drops:
             dropped_site, slot = self._drops.popleft()
             self._ev.append((S.DROP, dropped_site, slot, -1, math.nan, self.tokens))
@@ -331,11 +286,17 @@ class TraceRecorder(LearningObserver):
         self._ev.append((kind, site, a, b, value, self.tokens))
         self.events += 1
 
-    def _token_reward(self, site: int, value: float) -> None:
+    def drop_slot(self, site: int, slot: int) -> None:
+        """A snapshot slot of `site` is dead: a DROP event precedes the next event."""
+        self._drops.append((site, slot))
+
+    def token_reward(self, site: int, value: float) -> None:
+        """The reward of the current token (the first site's is the one recorded)."""
         if site == self.taps[0].index and math.isnan(self._reward_now):
             self._reward_now = value
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
+        """Something the trace cannot record happened: the recorder reports `message`."""
         self.error = message
 
     def _reset_pending(self) -> None:
@@ -373,7 +334,7 @@ class TraceRecorder(LearningObserver):
         if self._in_feedback:
             return
         self._turn_open = True
-        self._event(S.TURN_BEGIN, -1)
+        self.log_event(S.TURN_BEGIN, -1)
 
     def on_turn_end(self, report: Any) -> None:
         if self._in_feedback:
@@ -381,21 +342,21 @@ class TraceRecorder(LearningObserver):
             self._commit(S.FEEDBACK_TURN, report=report, value=self._feedback_value)
             return
         self._turn_open = False
-        self._event(S.TURN_END, -1)
+        self.log_event(S.TURN_END, -1)
         self._commit(S.TURN, report=report)
 
     def on_feedback(self, value: float) -> None:
-        self._event(S.FEEDBACK, -1, value=float(value))
+        self.log_event(S.FEEDBACK, -1, value=float(value))
         self._feedback_value = float(value)
         self._in_feedback = not self._turn_open
 
     def on_undo(self) -> None:
         self._turn_open = False
-        self._event(S.UNDO, -1)
+        self.log_event(S.UNDO, -1)
         self._commit(S.UNDO_TURN)
 
     def on_reset(self) -> None:
-        self._event(S.ENGINE_RESET, -1)
+        self.log_event(S.ENGINE_RESET, -1)
         self._commit(S.RESET_TURN)
 
     # -- commits --------------------------------------------------------------------
@@ -462,11 +423,7 @@ class TraceRecorder(LearningObserver):
 
     def _checkpoint(self) -> None:
         for tap in self.taps:
-            if tap.spec.kind == "memory":
-                tap.save_checkpoint()
-                continue
-            weights = tap.synapses.weights
-            self.writer.append(f"{tap.spec.group}/checkpoint_weights", weights[None].copy())
+            tap.save_checkpoint()
         self.writer.append("checkpoints/event", np.asarray([self.events], np.int64))
         self.writer.append("checkpoints/turn", np.asarray([self.turn_count], np.int64))
         self.checkpoint_count += 1
@@ -479,7 +436,7 @@ class TraceRecorder(LearningObserver):
             "turns": self.turn_count,
             "checkpoints": self.checkpoint_count,
             "states": self.state_count,
-            "sites": {f"site{t.index}": _site_counts(t) for t in self.taps},
+            "sites": {f"site{t.index}": t.commit_counts() for t in self.taps},
         }
 
     def commit(self) -> None:
@@ -495,10 +452,7 @@ class TraceRecorder(LearningObserver):
         finally:
             self.closed = True
             for tap in self.taps:
-                if tap.spec.kind == "memory":
-                    tap.detach()
-                elif tap in tap.synapses.observers:
-                    tap.synapses.observers.remove(tap)
+                tap.detach()
             if self in self.model.observers:
                 self.model.observers.remove(self)
             self.network.detach()
@@ -508,29 +462,34 @@ class TraceRecorder(LearningObserver):
                 self._lock.release()
 
 
-def _site_counts(tap: SiteTap) -> dict[str, int]:
-    """A site's commit counts (a memory's also count its state blobs' bytes)."""
-    if tap.spec.kind == "memory":
-        return tap.commit_counts()  # type: ignore[attr-defined]
-    return {"steps": tap.steps, "rows": tap.rows}
+def _tap_class(spec: S.SiteSpec) -> type[SiteTap]:
+    """The tap that records a site of `spec`'s trace form."""
+    if spec.records_reads:
+        from plastic.replay.memory_tap import MemoryTap
+
+        return MemoryTap
+    return SiteTap
 
 
 def _site_specs(model: PlasticModel) -> list[S.SiteSpec]:
     specs = []
     for name, adapter in model.adapters.items():
         for site, layer in adapter.layers.items():
-            if layer.kind == "memory":  # reads and variable-size states (memory_tap)
+            form = getattr(layer, "trace_form", None)
+            index = len(specs)
+            if form == S.READS:  # what it read and its variable-size states (memory_tap)
                 vocab = model.config.vocab_size
-                specs.append(S.SiteSpec(len(specs), name, site, "memory", 0, vocab, 0))
-                continue
-            if layer.weights.ndim != 2:
+                specs.append(S.SiteSpec(index, name, site, layer.kind, 0, vocab, 0, form))
+            elif form == S.SYNAPSES and layer.weights.ndim == 2:
+                n_pre, n_post = layer.weights.shape
+                t = layer.pre.shape[0]
+                specs.append(S.SiteSpec(index, name, site, layer.kind, n_pre, n_post, t, form))
+            else:
                 raise ConfigError(
-                    f"adapter {name!r} ({layer.kind}) cannot be recorded: traces cover "
-                    "readout, residual and memory adapters"
+                    f"adapter {name!r} ({layer.kind}) cannot be recorded: its layer declares "
+                    f"no trace form of {', '.join(S.TRACE_FORMS)} (a weight matrix for "
+                    f"{S.SYNAPSES!r})"
                 )
-            n_pre, n_post = layer.weights.shape
-            t = layer.pre.shape[0]
-            specs.append(S.SiteSpec(len(specs), name, site, layer.kind, n_pre, n_post, t))
     return specs
 
 

@@ -144,7 +144,7 @@ class OpenLoopReplay:
         """(Re)build every site's synapses at a session start from its recorded states."""
         reader, opts = self.reader, self.options
         for spec in reader.sites:
-            if spec.kind == "memory":
+            if spec.records_reads:
                 from plastic.replay.memory_replay import build_synapses
 
                 syn, loaded = build_synapses(reader, spec, session, opts.rule, opts.params)
@@ -183,7 +183,7 @@ class OpenLoopReplay:
         for epoch in range(opts.epochs):
             rasters: dict[int, Any] = {}
             for i, spec in specs.items():
-                if spec.kind == "memory":
+                if spec.records_reads:
                     from plastic.replay.memory_replay import RecordedReads
 
                     rasters[i] = RecordedReads(reader, spec)
@@ -285,7 +285,7 @@ class OpenLoopReplay:
             syn.reset()
         elif kind == S.LOAD:
             if self.exact:
-                rule = "detector_stdp" if spec.kind == "memory" else syn.rule.name
+                rule = "detector_stdp" if spec.records_reads else syn.rule.name
                 weights, state = self.reader.state(spec, a, rule)
                 syn.load(weights, state)
             else:
@@ -305,7 +305,7 @@ class OpenLoopReplay:
     def _compare(self, checkpoint: Any) -> dict[str, float]:
         out = {}
         for spec in self.reader.sites:
-            if spec.kind == "memory":
+            if spec.records_reads:
                 from plastic.replay.memory_state import max_abs_diff
 
                 recorded_state = self.reader.memory_checkpoint(spec, checkpoint.index)

@@ -155,6 +155,12 @@ def network_spec(site: str) -> ArraySpec:
     return ArraySpec("uint8", ("token", f"{site}.neuron"), NETWORK_CHUNK, NETWORK_UNKNOWN)
 
 
+# How a site's learning is recorded, as its adapter layer declares (`trace_form`):
+SYNAPSES = "synapses"  # a weight matrix: pre/post rasters per rule step, weight checkpoints
+READS = "reads"  # a variable-size state: what each read was given, state blobs
+TRACE_FORMS = (SYNAPSES, READS)
+
+
 @dataclass(frozen=True)
 class SiteSpec:
     """One recorded adapter site: where its arrays live and their shapes."""
@@ -162,10 +168,16 @@ class SiteSpec:
     index: int
     adapter: str
     site: str
-    kind: str  # "readout", "residual" or "memory"
-    n_pre: int  # (memory: 0)
-    n_post: int  # (memory: the vocabulary, the width of its logits rows)
-    timesteps: int  # rows of the pre/post rasters passed to each rule step (memory: 0)
+    kind: str  # the adapter kind (informative: the arrays follow `form`)
+    n_pre: int  # (reads: 0)
+    n_post: int  # (reads: the vocabulary, the width of its logits rows)
+    timesteps: int  # rows of the pre/post rasters passed to each rule step (reads: 0)
+    form: str = SYNAPSES  # one of TRACE_FORMS
+
+    @property
+    def records_reads(self) -> bool:
+        """True for a site recorded as reads and state blobs (no weight matrix, no rasters)."""
+        return self.form == READS
 
     @property
     def key(self) -> str:
@@ -177,7 +189,7 @@ class SiteSpec:
 
     def arrays(self) -> dict[str, tuple[tuple[int, ...], ArraySpec]]:
         """Array name -> (shape after axis 0, spec)."""
-        if self.kind == "memory":
+        if self.records_reads:
             return memory_arrays(self.n_post)
         t, n_pre, n_post = self.timesteps, self.n_pre, self.n_post
         w_chunk = max(1, min(16, (8 << 20) // max(4 * n_pre * n_post, 1)))
@@ -201,7 +213,7 @@ class SiteSpec:
 
     def committed_lengths(self, counts: dict[str, Any], committed: dict[str, Any]) -> dict:
         """Array name -> committed rows, from the site's commit counts and the store's."""
-        if self.kind == "memory":
+        if self.records_reads:
             return {
                 "read_id": int(counts["steps"]),
                 "read_logits": int(counts["steps"]),
@@ -228,10 +240,16 @@ class SiteSpec:
             "n_pre": self.n_pre,
             "n_post": self.n_post,
             "timesteps": self.timesteps,
+            "form": self.form,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SiteSpec:
+        """The spec from a store's attributes (ValueError on an unknown trace form)."""
+        # traces written before sites declared their form: only the memory records reads
+        form = str(data.get("form", READS if data["kind"] == "memory" else SYNAPSES))
+        if form not in TRACE_FORMS:
+            raise ValueError(f"unknown trace form {form!r}")
         return cls(
             int(data["index"]),
             str(data["adapter"]),
@@ -240,6 +258,7 @@ class SiteSpec:
             int(data["n_pre"]),
             int(data["n_post"]),
             int(data["timesteps"]),
+            form,
         )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from plastic.plasticity.observers import SynapseObserver
 from plastic.replay import schema as S
+from plastic.replay.store import ensure_state_arrays
 
 if TYPE_CHECKING:
     from plastic.plasticity.adapter import Adapter
@@ -52,13 +53,13 @@ class SiteTap(SynapseObserver):
         self._n = 0
 
     def _event(self, kind: int, a: int = -1, b: int = -1, value: float = math.nan) -> None:
-        self.recorder._event(kind, self.index, a, b, value)
+        self.recorder.log_event(kind, self.index, a, b, value)
 
     # -- SynapseObserver ------------------------------------------------------------
     def on_step(self, pre: np.ndarray, post: np.ndarray) -> None:
         rec = self.recorder
         if pre.shape[0] != self.spec.timesteps:
-            rec._fail(f"site {self.spec.key}: a rule step of {pre.shape[0]} timesteps")
+            rec.fail(f"site {self.spec.key}: a rule step of {pre.shape[0]} timesteps")
             return
         n = self._n
         np.not_equal(pre, 0, out=self._pre[n])
@@ -73,7 +74,7 @@ class SiteTap(SynapseObserver):
 
     def on_reward(self, value: float) -> None:
         self._event(S.REWARD, value=float(value))
-        self.recorder._token_reward(self.index, float(value))
+        self.recorder.token_reward(self.index, float(value))
 
     def on_sync(self) -> None:
         self._event(S.SYNC)
@@ -92,7 +93,7 @@ class SiteTap(SynapseObserver):
     def on_restore(self, snap: SynapseSnapshot) -> None:
         slot = self._slots.get(id(snap.weights))
         if slot not in self._snapshot_slots:  # never seen, or only its weights (a mark)
-            self.recorder._load_state(self)  # a snapshot we never saw: record the result
+            self.recorder.load_state(self)  # a snapshot we never saw: record the result
         else:
             self._event(S.RESTORE, slot)
 
@@ -100,12 +101,12 @@ class SiteTap(SynapseObserver):
         self._event(S.RESET)
 
     def on_load(self) -> None:
-        self.recorder._load_state(self)
+        self.recorder.load_state(self)
 
     def on_cap(self, reference: np.ndarray, max_norm: float) -> None:
         slot = self._slots.get(id(reference))
         if slot is None:
-            self.recorder._load_state(self)
+            self.recorder.load_state(self)
         else:
             self._event(S.CAP, slot, value=float(max_norm))
 
@@ -118,14 +119,14 @@ class SiteTap(SynapseObserver):
         from `end` now, W is first set to `end` by a LOAD (the rule state is unchanged)."""
         begin_slot = self._slots.get(id(begin))
         if begin_slot is None:
-            self.recorder._load_state(self, begin)
+            self.recorder.load_state(self, begin)
             begin_slot = self._new_slot(begin)
             self._event(S.MARK, begin_slot)
-            self.recorder._load_state(self)
+            self.recorder.load_state(self)
         end_slot = self._slots.get(id(end))
         if end_slot is None:
             if not np.array_equal(end, self.synapses.weights):
-                self.recorder._load_state(self, end)
+                self.recorder.load_state(self, end)
             end_slot = self._new_slot(end)
             self._event(S.MARK, end_slot)
         self._event(S.BLEND, begin_slot, end_slot, float(fraction))
@@ -145,7 +146,7 @@ class SiteTap(SynapseObserver):
         if self._slots.get(key) == slot:
             del self._slots[key]
         self._snapshot_slots.discard(slot)
-        self.recorder._drops.append((self.index, slot))
+        self.recorder.drop_slot(self.index, slot)
 
     # -- to the writer --------------------------------------------------------------
     def flush_steps(self) -> None:
@@ -166,3 +167,62 @@ class SiteTap(SynapseObserver):
         if self._rows:
             writer.append(f"{group}/flush_rows", np.concatenate(self._rows))
             self._rows = []
+
+    # -- the recorder's lifecycle (the same calls for every trace form) ---------------
+    def attach(self) -> None:
+        """Start observing the site."""
+        self.synapses.observers.append(self)
+
+    def detach(self) -> None:
+        """Stop observing the site."""
+        if self in self.synapses.observers:
+            self.synapses.observers.remove(self)
+
+    def restore_counts(self, counts: dict[str, int]) -> None:
+        """Continue from a store's committed counts of this site."""
+        self.steps, self.rows = int(counts["steps"]), int(counts["rows"])
+
+    def commit_counts(self) -> dict[str, int]:
+        """This site's counts for the next commit."""
+        return {"steps": self.steps, "rows": self.rows}
+
+    def matches_checkpoint(self, index: int) -> bool:
+        """Whether the weights equal the store's checkpoint `index` (a continued session
+        that goes on from where the last one ended)."""
+        recorded = self.recorder.root[f"{self.spec.group}/checkpoint_weights"][index]
+        return bool(np.array_equal(np.asarray(recorded), self.synapses.weights))
+
+    def save_checkpoint(self) -> None:
+        """Queue one checkpoint of the weights."""
+        weights = self.synapses.weights
+        self.recorder.writer.append(f"{self.spec.group}/checkpoint_weights", weights[None].copy())
+
+    def save_state(self, *, initial: bool = False, weights: np.ndarray | None = None) -> None:
+        """Queue one saved state: the weights (`weights` if given; initial: the initial
+        weights), the rule's state arrays (zeroed if initial), and what closed-loop replay
+        needs to start where a session started: the reward state and a readout's context
+        signature. Other rules' state arrays of the store get fill rows."""
+        rec, syn = self.recorder, self.synapses
+        group, rule = self.spec.group, syn.rule.name
+        if weights is None:
+            weights = syn.initial if initial else syn.weights
+        rec.writer.append(f"{group}/state_weights", weights[None].astype(np.float32))
+        states = {
+            f"rule_state/{rule}": syn.state_arrays(),
+            "reward_state": self.adapter.rewards.state_arrays(),
+        }
+        context = getattr(self.adapter.layers[self.spec.site], "context", None)
+        if context is not None and context.enabled:
+            states["context"] = context.state_arrays()
+        for sub, arrays in states.items():
+            ensure_state_arrays(rec.root, self.spec, sub, arrays, rec.state_count)
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                row = np.zeros_like(value) if initial else value
+                rec.writer.append(f"{group}/{sub}/{key}", row[None].copy())
+        for other_rule, sub in rec.root[f"{group}/rule_state"].groups():
+            if other_rule == rule:
+                continue
+            for _, array in sub.arrays():
+                fill = np.full((1, *array.shape[1:]), array.fill_value, dtype=array.dtype)
+                rec.writer.append(array.path, fill)

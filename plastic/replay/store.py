@@ -118,7 +118,7 @@ def empty_commit(sites: list[SiteSpec]) -> dict[str, Any]:
 def empty_site_counts(site: SiteSpec) -> dict[str, int]:
     """A site's commit counts before anything is recorded."""
     counts = {"steps": 0, "rows": 0}
-    if site.kind == "memory":
+    if site.records_reads:
         counts.update(state_bytes=0, checkpoint_bytes=0)
     return counts
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from plastic.errors import RuleError
 from plastic.kernels_numba.arrays import connectivity_mask, is_torch_tensor
+from plastic.kernels_numba.state_io import StateFormat
 
 BACKENDS = ("torch", "numba", "cuda")
 DEFAULT_BACKEND = "numba"
@@ -64,9 +64,11 @@ class RuleImplementations:
     reference: torch module with `init_state(n_pre, n_post, params, mask, device)`, `run`,
         `to_dict` and `from_dict`;
     cpu / cuda: Numba kernel modules (`step`, ...; the CUDA one also `to_device(state)`);
-    layout: the `plastic.kernels_numba.state_layout` record (e.g. `TimingState`), with
-        `new_state` its constructor and `layout_field` a field holding arrays;
-    to_dict / from_dict: its `plastic.kernels_numba.state_io` (de)serialisers.
+    state: the Numba state layout with its constructor and (de)serialisers
+        (`plastic.kernels_numba.state_io.TIMING`, `ELIGIBILITY` or `RATE`).
+
+    A rule module exposes the bound methods as its own functions (`init_state =
+    IMPLEMENTATIONS.init_state`, ...): the protocol's signatures, with its defaults.
     """
 
     rule: str
@@ -74,29 +76,33 @@ class RuleImplementations:
     reference: str
     cpu: str
     cuda: str
-    layout: type
-    new_state: Callable[[int, int, np.ndarray], Any]
-    layout_field: str
-    to_dict: Callable[[Any], dict[str, np.ndarray]]
-    from_dict: Callable[[Any], Any]
+    state: StateFormat
 
     def init_state(
-        self, n_pre: int, n_post: int, params: Any, *, backend: str, mask: Any, device: Any
+        self,
+        n_pre: int,
+        n_post: int,
+        params: Any,
+        *,
+        backend: str = DEFAULT_BACKEND,
+        mask: Any = None,
+        device: Any = None,
     ) -> Any:
-        """A fresh state on `backend`: the torch reference's, or the Numba layout (on the
-        GPU for "cuda")."""
+        """A fresh state for n_pre x n_post synapses on `backend`: the torch reference's, or
+        the Numba layout (on the GPU for "cuda"); `mask` [n_pre, n_post] marks plastic ones."""
         check_sizes(n_pre, n_post)
         check_backend(backend, self.supported, self.rule)
         if backend == "torch":
             return self.reference_module().init_state(n_pre, n_post, params, mask, device)
-        state = self.new_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
+        state = self.state.new_state(n_pre, n_post, connectivity_mask(mask, n_pre, n_post))
         return self.kernels("cuda").to_device(state) if backend == "cuda" else state
 
     def backend_of(self, state: Any) -> str:
         """Which backend a state belongs to: the Numba layout holding numpy arrays is
         "numba", holding device arrays "cuda"; anything else is "torch"."""
-        if isinstance(state, self.layout):
-            return "numba" if isinstance(getattr(state, self.layout_field), np.ndarray) else "cuda"
+        if isinstance(state, self.state.layout):
+            on_host = isinstance(getattr(state, self.state.array_field), np.ndarray)
+            return "numba" if on_host else "cuda"
         return "torch"
 
     def reference_module(self) -> ModuleType:
@@ -107,15 +113,19 @@ class RuleImplementations:
         return importlib.import_module(self.cpu if backend == "numba" else self.cuda)
 
     def state_to_dict(self, state: Any) -> dict[str, np.ndarray]:
-        """The state as numpy arrays, the same keys for every backend."""
+        """The state as numpy arrays, the same keys for every backend, so a state saved from
+        one loads into another. Event states must be flushed first (RuleError otherwise):
+        nothing deferred is saved."""
         if self.backend_of(state) == "torch":
             return self.reference_module().to_dict(state)
-        return self.to_dict(state)
+        return self.state.to_dict(state)
 
-    def state_from_dict(self, data: Any, *, backend: str, device: Any) -> Any:
+    def state_from_dict(
+        self, data: Any, *, backend: str = DEFAULT_BACKEND, device: Any = None
+    ) -> Any:
         """Rebuild a state saved by `state_to_dict` on any backend."""
         check_backend(backend, self.supported, self.rule)
         if backend == "torch":
             return self.reference_module().from_dict(data, device)
-        state = self.from_dict(data)
+        state = self.state.from_dict(data)
         return self.kernels("cuda").to_device(state) if backend == "cuda" else state

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba import state_io
 from plastic.kernels_numba.coefficients import OjaCoefficients
-from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
+from plastic.rules.backends import RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -54,11 +53,7 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_hebb",
     cpu="plastic.kernels_numba.cpu_hebb",
     cuda="plastic.kernels_numba.cuda_hebb",
-    layout=state_layout.RateState,
-    new_state=state_layout.new_rate_state,
-    layout_field="rate_pre",
-    to_dict=state_io.rate_to_dict,
-    from_dict=state_io.rate_from_dict,
+    state=state_io.RATE,
 )
 
 
@@ -92,9 +87,7 @@ class Params(RuleParams):
         require_bounds(owner, self.w_min, self.w_max)
 
 
-def params_from_dict(data: Mapping[str, Any]) -> Params:
-    """Params from a JSON-able dict; unknown names or bad values raise RuleError."""
-    return Params.from_dict(data)  # type: ignore[return-value]
+params_from_dict = Params.from_dict  # unknown names or bad values raise RuleError
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,24 +103,8 @@ def kernel_coefficients(params: Params) -> OjaCoefficients:
     return OjaCoefficients(*(np.float32(v) for v in values))
 
 
-def init_state(
-    n_pre: int,
-    n_post: int,
-    params: Params,
-    *,
-    backend: str = DEFAULT_BACKEND,
-    mask: Any = None,
-    device: Any = None,
-) -> Any:
-    """Zero rates; `mask` [n_pre, n_post] marks plastic synapses."""
-    return IMPLEMENTATIONS.init_state(
-        n_pre, n_post, params, backend=backend, mask=mask, device=device
-    )
-
-
-def backend_of(state: Any) -> str:
-    """Which backend a state belongs to."""
-    return IMPLEMENTATIONS.backend_of(state)
+init_state = IMPLEMENTATIONS.init_state
+backend_of = IMPLEMENTATIONS.backend_of
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -151,13 +128,5 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
     return weights, state
 
 
-def state_to_dict(state: Any) -> dict[str, np.ndarray]:
-    """Numpy arrays: rate_pre, rate_post, step[1], and mask if not fully connected."""
-    return IMPLEMENTATIONS.state_to_dict(state)
-
-
-def state_from_dict(
-    data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
-) -> Any:
-    """Rebuild a state saved by `state_to_dict` on any backend."""
-    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)
+state_to_dict = IMPLEMENTATIONS.state_to_dict
+state_from_dict = IMPLEMENTATIONS.state_from_dict

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba import state_io
 from plastic.kernels_numba.coefficients import EligibilityCoefficients
-from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
+from plastic.rules.backends import RuleImplementations, reward_value
 from plastic.rules.baseline import reward_modulation
 from plastic.rules.params import (
     RuleParams,
@@ -47,7 +46,7 @@ from plastic.rules.params import (
     require_positive,
 )
 from plastic.rules.protocol import RULE_API_VERSION
-from plastic.rules.stdp import WEIGHT_DEPENDENCE
+from plastic.rules.stdp import WEIGHT_DEPENDENCE, pair_values, soft_bound
 from plastic.rules.traces import decay_factor
 
 name = "rstdp"
@@ -63,11 +62,7 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_rstdp",
     cpu="plastic.kernels_numba.cpu_rstdp",
     cuda="plastic.kernels_numba.cuda_rstdp",
-    layout=state_layout.EligibilityState,
-    new_state=state_layout.new_eligibility_state,
-    layout_field="eligibility",
-    to_dict=state_io.eligibility_to_dict,
-    from_dict=state_io.eligibility_from_dict,
+    state=state_io.ELIGIBILITY,
 )
 
 
@@ -124,48 +119,21 @@ class Params(RuleParams):
         require_choice(owner, "weight_dependence", self.weight_dependence, WEIGHT_DEPENDENCE)
 
 
-def params_from_dict(data: Mapping[str, Any]) -> Params:
-    """Params from a JSON-able dict; unknown names or bad values raise RuleError."""
-    return Params.from_dict(data)  # type: ignore[return-value]
+params_from_dict = Params.from_dict  # unknown names or bad values raise RuleError
 
 
 @functools.lru_cache(maxsize=64)
 def kernel_coefficients(params: Params) -> EligibilityCoefficients:
     """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
-    soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
-    values = (
-        decay_factor(params.tau_pre),
-        decay_factor(params.tau_post),
-        params.a_plus,
-        params.a_minus,
-        params.w_min,
-        params.w_max,
-        soft,
-    )
+    values = (*pair_values(params), soft_bound(params))
     # lambda_e as float64 holding exactly the float32 factor the reference multiplies by
     return EligibilityCoefficients(
         *(np.float32(v) for v in values), float(decay_factor(params.tau_eligibility))
     )
 
 
-def init_state(
-    n_pre: int,
-    n_post: int,
-    params: Params,
-    *,
-    backend: str = DEFAULT_BACKEND,
-    mask: Any = None,
-    device: Any = None,
-) -> Any:
-    """Zero traces and eligibility, baseline 0; `mask` [n_pre, n_post] marks plastic synapses."""
-    return IMPLEMENTATIONS.init_state(
-        n_pre, n_post, params, backend=backend, mask=mask, device=device
-    )
-
-
-def backend_of(state: Any) -> str:
-    """Which backend a state belongs to."""
-    return IMPLEMENTATIONS.backend_of(state)
+init_state = IMPLEMENTATIONS.init_state
+backend_of = IMPLEMENTATIONS.backend_of
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -214,16 +182,5 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
     ), state
 
 
-def state_to_dict(state: Any) -> dict[str, np.ndarray]:
-    """Numpy arrays: x_pre, x_post, step[1], eligibility, baseline[baseline, rewards], mask.
-
-    The same keys for every backend; event states must be flushed first (RuleError).
-    """
-    return IMPLEMENTATIONS.state_to_dict(state)
-
-
-def state_from_dict(
-    data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
-) -> Any:
-    """Rebuild a state saved by `state_to_dict` on any backend."""
-    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)
+state_to_dict = IMPLEMENTATIONS.state_to_dict
+state_from_dict = IMPLEMENTATIONS.state_from_dict

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from plastic.kernels_numba import state_io, state_layout
+from plastic.kernels_numba import state_io
 from plastic.kernels_numba.coefficients import PairCoefficients
-from plastic.rules.backends import DEFAULT_BACKEND, RuleImplementations, reward_value
+from plastic.rules.backends import RuleImplementations, reward_value
 from plastic.rules.params import (
     RuleParams,
     param,
@@ -66,11 +65,7 @@ IMPLEMENTATIONS = RuleImplementations(
     reference="plastic.rules.reference_stdp",
     cpu="plastic.kernels_numba.cpu_stdp",
     cuda="plastic.kernels_numba.cuda_stdp",
-    layout=state_layout.TimingState,
-    new_state=state_layout.new_timing_state,
-    layout_field="x_pre",
-    to_dict=state_io.timing_to_dict,
-    from_dict=state_io.timing_from_dict,
+    state=state_io.TIMING,
 )
 
 WEIGHT_DEPENDENCE = ("additive", "multiplicative")
@@ -113,46 +108,36 @@ class Params(RuleParams):
         require_choice(owner, "weight_dependence", self.weight_dependence, WEIGHT_DEPENDENCE)
 
 
-def params_from_dict(data: Mapping[str, Any]) -> Params:
-    """Params from a JSON-able dict; unknown names or bad values raise RuleError."""
-    return Params.from_dict(data)  # type: ignore[return-value]
+params_from_dict = Params.from_dict  # unknown names or bad values raise RuleError
 
 
-@functools.lru_cache(maxsize=64)
-def kernel_coefficients(params: Params) -> PairCoefficients:
-    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
-    soft = 1.0 if params.weight_dependence == "multiplicative" else 0.0
-    values = (
+def pair_values(params: Any) -> tuple[float, ...]:
+    """decay_pre, decay_post, a_plus, a_minus, w_min, w_max: the pair terms that `stdp` and
+    `rstdp` share (any params with those fields)."""
+    return (
         decay_factor(params.tau_pre),
         decay_factor(params.tau_post),
         params.a_plus,
         params.a_minus,
         params.w_min,
         params.w_max,
-        params.max_step_update,
-        soft,
     )
+
+
+def soft_bound(params: Any) -> float:
+    """1.0 for the multiplicative (soft-bound) weight dependence, 0.0 for additive."""
+    return 1.0 if params.weight_dependence == "multiplicative" else 0.0
+
+
+@functools.lru_cache(maxsize=64)
+def kernel_coefficients(params: Params) -> PairCoefficients:
+    """The kernels' constants (see `plastic.kernels_numba.coefficients`)."""
+    values = (*pair_values(params), params.max_step_update, soft_bound(params))
     return PairCoefficients(*(np.float32(v) for v in values))
 
 
-def init_state(
-    n_pre: int,
-    n_post: int,
-    params: Params,
-    *,
-    backend: str = DEFAULT_BACKEND,
-    mask: Any = None,
-    device: Any = None,
-) -> Any:
-    """Zero traces for n_pre x n_post synapses; `mask` [n_pre, n_post] marks plastic ones."""
-    return IMPLEMENTATIONS.init_state(
-        n_pre, n_post, params, backend=backend, mask=mask, device=device
-    )
-
-
-def backend_of(state: Any) -> str:
-    """Which backend a state belongs to."""
-    return IMPLEMENTATIONS.backend_of(state)
+init_state = IMPLEMENTATIONS.init_state
+backend_of = IMPLEMENTATIONS.backend_of
 
 
 def step(pre: Any, post: Any, weights: Any, state: Any, params: Params) -> tuple[Any, Any]:
@@ -183,17 +168,5 @@ def flush(weights: Any, state: Any, params: Params, rows: Any = None) -> tuple[A
     return kernels.flush(weights, state, kernel_coefficients(params), rows), state
 
 
-def state_to_dict(state: Any) -> dict[str, np.ndarray]:
-    """The state as numpy arrays: x_pre, x_post, step[1], and mask if not fully connected.
-
-    The same keys for every backend, so a state saved from one loads into another. Event
-    states must be flushed first (RuleError otherwise): nothing deferred is saved.
-    """
-    return IMPLEMENTATIONS.state_to_dict(state)
-
-
-def state_from_dict(
-    data: Mapping[str, Any], *, backend: str = DEFAULT_BACKEND, device: Any = None
-) -> Any:
-    """Rebuild a state saved by `state_to_dict` on any backend."""
-    return IMPLEMENTATIONS.state_from_dict(data, backend=backend, device=device)
+state_to_dict = IMPLEMENTATIONS.state_to_dict
+state_from_dict = IMPLEMENTATIONS.state_from_dict

@@ -105,17 +105,8 @@ def test_prompt_one_shot_streams_reply_and_status(small_model_dir: Path) -> None
 
 def test_same_seed_same_replies(tmp_path: Path, small_model_dir: Path) -> None:
     turns = script(tmp_path, b"Tell me a story.\nAnd then?\n")
-    args = (
-        "--model",
-        small_model_dir,
-        "--script",
-        turns,
-        "--json",
-        "--temperature",
-        "1.0",
-        "--max-new-tokens",
-        "20",
-    )
+    args = ("--model", small_model_dir, "--script", turns, "--json", "--temperature", "1.0")
+    args += ("--max-new-tokens", "20")
     a = [o["reply"] for o in json_lines(chat(*args, "--seed", "5"))]
     b = [o["reply"] for o in json_lines(chat(*args, "--seed", "5"))]
     c = [o["reply"] for o in json_lines(chat(*args, "--seed", "6"))]
@@ -125,19 +116,8 @@ def test_same_seed_same_replies(tmp_path: Path, small_model_dir: Path) -> None:
 
 def test_reset_really_resets(tmp_path: Path, small_model_dir: Path) -> None:
     turns = script(tmp_path, b"Hello\nHello\n/reset\nHello\n")
-    objs = json_lines(
-        chat(
-            "--model",
-            small_model_dir,
-            "--script",
-            turns,
-            "--json",
-            "--temperature",
-            "0",
-            "--max-new-tokens",
-            "15",
-        )
-    )
+    args = ("--model", small_model_dir, "--script", turns, "--json", "--temperature", "0")
+    objs = json_lines(chat(*args, "--max-new-tokens", "15"))
     first, second, reset, third = objs
     assert reset["position"] == 1
     assert third["position"] == first["position"]

@@ -31,6 +31,7 @@ from plastic.replay.replay import OpenLoopReplay, ReplayOptions
 from tests.cli.test_errors import assert_one_line_error, run_main
 from tests.plasticity.conftest import CONTROL, FACT, chat_turn
 from tests.replay.conftest import save_small_model
+from tests.replay.test_closed_loop_chat import SCRIPT as CLOSED_LOOP_SCRIPT
 from tests.replay.test_closed_loop_chat import InterruptingRenderer
 from tests.replay.test_faults import chunk_of, damage, run_all
 
@@ -39,20 +40,15 @@ from tests.replay.test_faults import chunk_of, damage, run_all
 GUARDS = GuardConfig(
     max_turn_update=0.05, drift_margin=0.01, drift_backoff=2, probe_text="xzy" * 30
 )
+# The closed-loop chat's script (/score first, /good, /bad, /undo twice, Ctrl-C), with a turn
+# that trips the drift guard after the feedback, and ending /good, /reset (the neuron state:
+# a stream boundary for the memory), then the fact again.
 SCRIPT = (
-    f"/score {FACT}",
-    f"Remember: {FACT}",
-    "/good",
-    "/bad",
+    *CLOSED_LOOP_SCRIPT[:4],
     "xyz" * 30,  # the drift guard fires
-    f"Again: {FACT}",
-    "/undo",
-    "/undo",
-    CONTROL,  # its reply is interrupted (Ctrl-C) after a few tokens
-    f"/score {CONTROL}",
-    f"Once more: {FACT}",
+    *CLOSED_LOOP_SCRIPT[4:-1],
     "/good",
-    "/reset",  # the neuron state: a stream boundary for the memory
+    "/reset",
     FACT,
 )
 KEY = "default/readout"

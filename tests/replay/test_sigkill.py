@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from plastic.cli.main import main
 from plastic.replay.reader import TraceReader
 from tests.plasticity.conftest import FACT
 from tests.replay.conftest import save_small_model
+from tests.replay.test_cli import run_ok as run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = (FACT + " ") * 5  # > 256 tokens: raster chunks reach the disk in the middle of a turn
@@ -36,14 +36,6 @@ def written_since_commit(store: Path) -> bool:
     committed = (store / "zarr.json").stat().st_mtime_ns
     chunks = (store / "sites" / "site0" / "pre" / "c").rglob("*")
     return any(p.is_file() and p.stat().st_mtime_ns > committed for p in chunks)
-
-
-def run_cli(argv: list[str], capsys) -> str:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
-    return capsys.readouterr().out
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
