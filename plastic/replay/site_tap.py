@@ -34,7 +34,9 @@ class SiteTap(SynapseObserver):
         self.synapses = synapses
         self.adapter = adapter  # its reward state and the site's context signature are saved
         self.index = spec.index
-        self.residual = spec.kind == "residual"
+        # a layer that feeds the backbone steps while its token is read; a reader of the
+        # logits steps on the transition to the next token
+        self.steps_on_current_token = bool(adapter.layers[spec.site].feeds_backbone)
         self.steps = 0  # steps recorded (committed + pending)
         self.rows = 0  # flush rows recorded
         self._pre = self._post = self._tok = None
@@ -64,7 +66,7 @@ class SiteTap(SynapseObserver):
         n = self._n
         np.not_equal(pre, 0, out=self._pre[n])
         np.not_equal(post, 0, out=self._post[n])
-        token = rec.tokens - 1 if self.residual else rec.tokens
+        token = rec.tokens - 1 if self.steps_on_current_token else rec.tokens
         self._tok[n] = token
         self._event(S.STEP, self.steps)
         self.steps += 1
