@@ -154,6 +154,48 @@ def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
     return inp, tgt
 
 
+def training_step(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    inp: torch.Tensor,
+    tgt: torch.Tensor,
+    cfg: TrainConfig,
+    ctx: distributed.DistContext | None = None,
+) -> tuple[torch.Tensor, Any]:
+    """One optimizer step on (inp, tgt) - bf16 autocast on CUDA - returning this process's
+    cross-entropy (nats) and the forward output; `plastic bench train` times exactly this."""
+    if inp.device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = net(inp)
+    else:
+        out = net(inp)
+    ce = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), tgt.reshape(-1))
+    if ctx is not None and ctx.distributed:
+        loss = ce + cfg.rate_coef * rate_penalty(out.rates, cfg.target_rate, ctx)
+    else:
+        loss = ce + cfg.rate_coef * rate_penalty(out.rates, cfg.target_rate)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    return ce, out
+
+
+def make_optimizer(model: SpikingLM, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (not the embedding, norms, betas, decays)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+
+
 def _save_train_state(
     out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict
 ) -> None:
@@ -299,17 +341,7 @@ def _train(
     if cfg.compile:
         compile_populations(model)
     net = distributed.wrap(model, ctx, device)  # what the steps call (DDP when distributed)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    opt = make_optimizer(model, cfg)
     meta = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "best_valid_bpb": None}
     if init_hash is not None:
         meta["init_content_hash"] = init_hash
@@ -360,7 +392,6 @@ def _train(
         model.train()
         return bpb
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else None
     model.train()
     last_eval = time.monotonic()
     t_prev = time.monotonic()
@@ -375,22 +406,7 @@ def _train(
             inp, tgt = distributed.shard(ctx, inp.to(device), tgt.to(device))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, meta["step"], progress_frac())
-            if autocast is not None:
-                with autocast:
-                    out_ = net(inp)
-            else:
-                out_ = net(inp)
-            ce = F.cross_entropy(
-                out_.logits.float().reshape(-1, out_.logits.shape[-1]), tgt.reshape(-1)
-            )
-            if ctx.distributed:
-                loss = ce + cfg.rate_coef * rate_penalty(out_.rates, cfg.target_rate, ctx)
-            else:
-                loss = ce + cfg.rate_coef * rate_penalty(out_.rates, cfg.target_rate)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            ce, out_ = training_step(net, opt, inp, tgt, cfg, ctx)
             now = time.monotonic()
             # all ranks agree on the time spent, on evaluating and on stopping (the slowest
             # rank's clock; a Ctrl-C that reached any rank)

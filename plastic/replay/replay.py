@@ -34,6 +34,7 @@ import numpy as np
 
 from plastic.errors import PlasticError, TraceError
 from plastic.plasticity.config import default_rule_params
+from plastic.plasticity.device_synapses import make_synapses
 from plastic.plasticity.synapses import PlasticSynapses
 from plastic.replay import schema as S
 from plastic.replay.reader import TraceReader
@@ -47,7 +48,7 @@ class ReplayOptions:
 
     rule: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-    backend: str | None = None  # None: the recorded backend
+    backend: str | None = None  # None: the recorded backend; "cuda": on the GPU
     epochs: int = 1
     verify: bool = False
     progress: Callable[[int, int], None] | None = None  # (events done, events total)
@@ -160,7 +161,7 @@ class OpenLoopReplay:
             initial, _ = reader.state(spec, int(session["initial_state"]), rule)
             weights, state = reader.state(spec, int(session["state"]), rule)
             try:
-                syn = PlasticSynapses(new_rule, params, initial, backend=backend)
+                syn = make_synapses(new_rule, params, initial, backend=backend)
             except PlasticError as exc:
                 raise TraceError(
                     f"cannot replay {spec.key} with rule {new_rule!r}: {exc}"
@@ -168,7 +169,7 @@ class OpenLoopReplay:
             if new_rule == rule:
                 syn.load(np.clip(weights, syn.w_min, syn.w_max), state)
             else:
-                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
+                syn.set_weights(np.clip(weights, syn.w_min, syn.w_max))
             self.synapses[spec.key] = syn
 
     # -- the replay -----------------------------------------------------------------
