@@ -60,3 +60,19 @@ def parse_device(text: str, what: str = "--device", *, rules: bool = True) -> De
     if not torch.cuda.is_available():
         raise ConfigError(f"{what} cuda: no CUDA GPU is visible to torch (use --device cpu)")
     return Device("cuda", "cuda", "cuda", simulated=simulated)
+
+
+def adapter_settings(device: Device, rule: str | None) -> dict[str, str]:
+    """The adapter setting that puts a new adapter's learning on `device`: backend "cuda"
+    for the rules with CUDA kernels; the context memory (rule detector_stdp, the chat's
+    default, None here) has no CUDA path yet and stays on the CPU kernels."""
+    if device.rule_backend != "cuda" or rule in (None, "detector_stdp"):
+        return {}
+    return {"backend": "cuda"}
+
+
+def memory_note(device: Device, rule: str | None) -> str | None:
+    """What to tell the user when --device cuda leaves the context memory on the CPU."""
+    if device.rule_backend == "cuda" and rule in (None, "detector_stdp"):
+        return "--device cuda: the backbone runs on the GPU; the context memory learns on the CPU"
+    return None
