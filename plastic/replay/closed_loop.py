@@ -171,7 +171,7 @@ def build_model(
                 weights = np.clip(weights, syn.w_min, syn.w_max)
                 syn.load(weights, state)
             else:
-                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
+                syn.set_weights(np.clip(weights, syn.w_min, syn.w_max))
             context = reader.context_state(spec, int(session["state"]))
             layer = adapter.layers[spec.site]
             if context is not None:

@@ -90,7 +90,7 @@ def test_two_gloo_processes_equal_one_process(data: Path, tmp_path: Path) -> Non
     single, double = tmp_path / "single", tmp_path / "double"
     train(config(data, single, steps=5))
     run_processes(config(data, double, steps=5))
-    before = SpikingInit(data, tmp_path)
+    before = InitialWeights(data, tmp_path)
     assert_same_run(single, double)
     # the steps moved the weights much further than the tolerance: the check can fail
     assert before.distance(weights(single)) > 100 * TOL
@@ -122,7 +122,7 @@ def test_rate_penalty_term_has_the_global_value() -> None:
     assert torch.allclose(rates.grad, torch.tensor([0.05, -0.03]))
 
 
-class SpikingInit:
+class InitialWeights:
     """The initial weights of the runs (step 0), to show how far training moved them."""
 
     def __init__(self, data: Path, tmp_path: Path) -> None:
