@@ -156,6 +156,8 @@ def build_model(
             data["rule"] = rule
             data["rule_params"] = {}
         data["rule_params"] = {**data.get("rule_params", {}), **dict(params or {})}
+        if data.get("backend") == "cuda":  # the closed loop runs on the CPU (the CPU and
+            data["backend"] = "numba"  # CUDA kernels agree to 1e-6: test_replay_cuda.py)
         model.add_adapter(name, AdapterConfig.from_dict(data))
     if load_start:
         for spec in reader.sites:

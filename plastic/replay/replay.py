@@ -48,7 +48,9 @@ class ReplayOptions:
 
     rule: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-    backend: str | None = None  # None: the recorded backend; "cuda": on the GPU
+    # None: the recorded backend, but the CPU kernels for a site that learnt on CUDA (they
+    # agree to 1e-6, tests/replay/test_replay_cuda.py); "cuda": the GPU's kernels
+    backend: str | None = None
     epochs: int = 1
     verify: bool = False
     progress: Callable[[int, int], None] | None = None  # (events done, events total)
@@ -157,7 +159,7 @@ class OpenLoopReplay:
             if new_rule != rule:
                 params = default_rule_params(spec.kind, new_rule)
             params = {**params, **dict(opts.params)}
-            backend = opts.backend or backend
+            backend = opts.backend or ("numba" if backend == "cuda" else backend)
             initial, _ = reader.state(spec, int(session["initial_state"]), rule)
             weights, state = reader.state(spec, int(session["state"]), rule)
             try:
