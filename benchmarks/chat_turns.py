@@ -56,6 +56,7 @@ class TurnBenchConfig:
     seed: int = 0
     rule: str = "detector_stdp"  # the chat's default adapter, the context memory
     sampling: Sampling = Sampling(temperature=0.8, top_k=40)
+    settings: tuple[tuple[str, str], ...] = ()  # adapter settings, e.g. (("backend", "cuda"),)
 
 
 def _session(model: SpikingLM, how: str, cfg: TurnBenchConfig) -> ChatSession:
@@ -66,7 +67,8 @@ def _session(model: SpikingLM, how: str, cfg: TurnBenchConfig) -> ChatSession:
         session = ChatSession(Conversation(model, seed=cfg.seed), renderer, options)
         attach_learning_unavailable(session)
         return session
-    learn = ChatLearning(build_plastic_model(model, rule=cfg.rule), learning=True)
+    plastic = build_plastic_model(model, rule=cfg.rule, settings=dict(cfg.settings))
+    learn = ChatLearning(plastic, learning=True)
     learn.engine.prepare()  # as `plastic chat` does while it loads (under its spinner)
     session = ChatSession(Conversation(learn.model, seed=cfg.seed), renderer, options)
     attach_learning(session, learn)

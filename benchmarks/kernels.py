@@ -6,6 +6,9 @@ float32; rstdp has tau_eligibility = 200 steps and a reward every 10 steps. Repo
 
 - torch: the dense torch reference ("torch" backend), M synapse updates/s = N^2 steps / s;
 - numba: the event-driven Numba CPU kernels ("numba" backend), same unit;
+- cuda (with `backends` naming it; needs a GPU): the Numba CUDA kernels ("cuda" backend) on
+  device weights, timed up to a device synchronisation, spikes copied over per call as the
+  adapters' per-token calls do; cuda/numba is the speed-up over the CPU kernels;
 - bound: the dense bandwidth bound, i.e. the machine's memory bandwidth measured in the same
   run (STREAM triad, a[i] = b[i] + s c[i], 12 bytes per element) divided by the 8 bytes a
   dense update must move per synapse (read and write one float32 weight) - no dense update
@@ -48,6 +51,7 @@ class BenchConfig:
     probabilities: tuple[float, ...] = PROBABILITIES
     steps: int = STEPS
     torch_steps: int | None = None  # None: as many as `steps`
+    backends: tuple[str, ...] = ("numba", "torch")  # "cuda" too where there is a GPU
     repeats: int = 3
     reward_every: int = REWARD_EVERY
     bandwidth_floats: int = 1 << 25  # 3 arrays of 128 MiB: far beyond any cache
@@ -106,6 +110,10 @@ def timed_run(
         import torch
 
         weights = torch.from_numpy(weights)
+    elif backend == "cuda":
+        from numba import cuda
+
+        weights = cuda.to_device(weights)
     state = rule.init_state(weights.shape[0], weights.shape[1], params, backend=backend)
     start = time.perf_counter()
     for index, first in enumerate(range(0, pre.shape[0], reward_every)):
@@ -114,13 +122,15 @@ def timed_run(
         if rule.uses_reward:
             weights, state = rule.apply_reward(rewards[index], weights, state, params)
     weights, state = rule.flush(weights, state, params)
+    if backend == "cuda":
+        cuda.synchronize()  # the kernels are asynchronous: time them to completion
     return time.perf_counter() - start
 
 
 def bench_case(
     name: str, n: int, probability: float, config: BenchConfig, bound_msyn: float
 ) -> dict[str, Any]:
-    """One table row: torch and numba M synapse updates/s on the same spikes."""
+    """One table row: each backend's M synapse updates/s on the same spikes."""
     rng = np.random.default_rng([config.seed, n, int(probability * 1e6)])
     pre = rng.random((config.steps, n)) < probability
     post = rng.random((config.steps, n)) < probability
@@ -129,31 +139,31 @@ def bench_case(
     initial = rng.uniform(params.w_min, params.w_max, (n, n)).astype(np.float32)
     torch_steps = min(config.torch_steps or config.steps, config.steps)
     warm = min(config.steps, 2 * config.reward_every)
-    seconds: dict[str, list[float]] = {"torch": [], "numba": []}
-    for backend, steps in (("numba", config.steps), ("torch", torch_steps)):
-        timed_run(name, backend, pre[:warm], post[:warm], rewards, config.reward_every, initial)
-        for _ in range(config.repeats):
-            seconds[backend].append(
-                timed_run(
-                    name, backend, pre[:steps], post[:steps], rewards, config.reward_every, initial
-                )
-            )
-    torch_rate = n * n * torch_steps / statistics.median(seconds["torch"]) / 1e6
-    numba_rate = n * n * config.steps / statistics.median(seconds["numba"]) / 1e6
-    return {
+    row: dict[str, Any] = {
         "rule": name,
         "n": n,
         "p": probability,
         "steps": config.steps,
-        "torch_steps": torch_steps,
-        "torch_msyn_s": torch_rate,
-        "numba_msyn_s": numba_rate,
-        "numba_over_torch": numba_rate / torch_rate,
+        "torch_steps": torch_steps if "torch" in config.backends else None,
         "bound_msyn_s": bound_msyn,
-        "numba_over_bound": numba_rate / bound_msyn,
-        "torch_seconds": seconds["torch"],
-        "numba_seconds": seconds["numba"],
     }
+    for backend in config.backends:
+        steps = torch_steps if backend == "torch" else config.steps
+        timed_run(name, backend, pre[:warm], post[:warm], rewards, config.reward_every, initial)
+        seconds = [
+            timed_run(
+                name, backend, pre[:steps], post[:steps], rewards, config.reward_every, initial
+            )
+            for _ in range(config.repeats)
+        ]
+        row[f"{backend}_msyn_s"] = n * n * steps / statistics.median(seconds) / 1e6
+        row[f"{backend}_seconds"] = seconds
+    for fast, slow in (("numba", "torch"), ("cuda", "numba")):
+        if f"{fast}_msyn_s" in row and f"{slow}_msyn_s" in row:
+            row[f"{fast}_over_{slow}"] = row[f"{fast}_msyn_s"] / row[f"{slow}_msyn_s"]
+    if "numba_msyn_s" in row:
+        row["numba_over_bound"] = row["numba_msyn_s"] / bound_msyn
+    return row
 
 
 def machine() -> dict[str, Any]:
@@ -216,37 +226,41 @@ def threading_layer() -> str:
         return "(none yet)"
 
 
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    return format(row[key], fmt) + ("x" if "_over_" in key else "") if key in row else "-"
+
+
+# (column, row key, format); columns whose key no row has are left out
+_COLUMNS = [
+    ("torch M/s", "torch_msyn_s", ",.0f"),
+    ("numba M/s", "numba_msyn_s", ",.0f"),
+    ("cuda M/s", "cuda_msyn_s", ",.0f"),
+    ("numba/torch", "numba_over_torch", ",.1f"),
+    ("cuda/numba", "cuda_over_numba", ",.1f"),
+    ("bound M/s", "bound_msyn_s", ",.0f"),
+    ("numba/bound", "numba_over_bound", ".2f"),
+]
+
+
+def table_columns(report: dict[str, Any]) -> list[str]:
+    """The columns of this report's table (cuda ones only when it measured cuda)."""
+    present = [c for c, key, _ in _COLUMNS if any(key in row for row in report["rows"])]
+    return ["rule", "N", "p", *present]
+
+
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
-    """The report's rows as formatted strings, in table column order."""
+    """The report's rows as formatted strings, in `table_columns(report)` order."""
+    wanted = set(table_columns(report))
     return [
-        [
-            row["rule"],
-            str(row["n"]),
-            f"{row['p']:g}",
-            f"{row['torch_msyn_s']:,.0f}",
-            f"{row['numba_msyn_s']:,.0f}",
-            f"{row['numba_over_torch']:,.1f}x",
-            f"{row['bound_msyn_s']:,.0f}",
-            f"{row['numba_over_bound']:.2f}x",
-        ]
+        [row["rule"], str(row["n"]), f"{row['p']:g}"]
+        + [_cell(row, key, fmt) for c, key, fmt in _COLUMNS if c in wanted]
         for row in report["rows"]
     ]
 
 
-TABLE_COLUMNS = [
-    "rule",
-    "N",
-    "p",
-    "torch M/s",
-    "numba M/s",
-    "numba/torch",
-    "bound M/s",
-    "numba/bound",
-]
-
-
 def markdown_table(report: dict[str, Any]) -> str:
     """The table as GitHub markdown (for issue notes)."""
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    columns = table_columns(report)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(report)]
     return "\n".join(lines)

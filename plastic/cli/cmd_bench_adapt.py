@@ -5,6 +5,7 @@ and state size per stream."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -90,6 +91,14 @@ def bench_adapt_cmd(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print markdown tables (docs/results.md).")
     ] = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, or cuda: the backbone on the GPU and the readout adapter's rule "
+            "(the context memory learns on the CPU).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Prequential bits/byte of frozen vs plastic adapters vs dynamic evaluation, per stream."""
     import torch
@@ -102,10 +111,12 @@ def bench_adapt_cmd(
     )
     from rich.console import Console
 
+    from plastic.cli.device import adapter_settings, parse_device
     from plastic.models.checkpoint import resolve_model
     from plastic.plasticity.config import AdapterConfig, memory_adapter_config
     from plastic.plasticity.config_v1 import upgrade_config
 
+    dev = parse_device(device)
     chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
     try:
         check_systems(chosen)
@@ -127,8 +138,10 @@ def bench_adapt_cmd(
     forget_data = None
     if forget is not None and str(forget).lower() != "none":
         forget_data = _read(forget, forget_bytes, "forgetting text")
+    if adapter_settings(dev, readout.rule):  # the readout's rule runs on the CUDA kernels
+        readout = dataclasses.replace(readout, backend="cuda")
     torch.set_num_threads(threads)
-    lm = resolve_model(model)
+    lm = resolve_model(model).to(dev.torch_device)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     cfg = AdaptBenchConfig(
         max_bytes=max_bytes,

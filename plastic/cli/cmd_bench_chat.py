@@ -15,6 +15,7 @@ from plastic.cli.cmd_chat import MODEL_HELP
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from plastic.cli.device import Device
     from plastic.models.spiking_lm import SpikingLM
 
 
@@ -59,6 +60,14 @@ def bench_chat_cmd(
             help="Generate through the fused single-token path (default) or the generic one.",
         ),
     ] = True,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, or cuda: the backbone on the GPU, with --learn the adapter's rule too "
+            "(readout/residual rules; the context memory learns on the CPU).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory,
     and tokens/s against the rate of the model's bare arithmetic (>= 0.5 wanted).
@@ -73,10 +82,13 @@ def bench_chat_cmd(
 
     if far <= near:
         raise typer.BadParameter(f"must be greater than --near ({near})", param_hint="--far")
-    lm = resolve_model(model)
+    from plastic.cli.device import parse_device
+
+    dev = parse_device(device)
+    lm = resolve_model(model).to(dev.torch_device)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if learn:
-        _bench_learn(lm, tokens, repeats, seed, rule, check, json_out, output, err)
+        _bench_learn(lm, tokens, repeats, seed, rule, check, json_out, output, err, dev)
         return
     from plastic_benchmarks.chat import ChatBenchConfig, run_chat_bench
 
@@ -140,15 +152,23 @@ def _bench_learn(
     json_out: bool,
     output: Path | None,
     err: Console,
+    device: Device,
 ) -> None:
     """`plastic bench chat --learn`: see plastic_benchmarks.chat_turns and .chat_learn."""
     from plastic_benchmarks.chat_learn import LearnBenchConfig, run_learn_bench
     from plastic_benchmarks.chat_turns import TurnBenchConfig, run_turn_bench
     from rich.console import Console
 
+    from plastic.cli.device import adapter_settings, memory_note
     from plastic.plasticity.chat_learning import adapter_config
 
-    turn_cfg = TurnBenchConfig(repeats=max(1, min(repeats, 5)), seed=seed, rule=rule)
+    settings = adapter_settings(device, rule)
+    note = memory_note(device, rule)
+    if note:
+        err.print(f"[dim]{note}[/dim]")
+    turn_cfg = TurnBenchConfig(
+        repeats=max(1, min(repeats, 5)), seed=seed, rule=rule, settings=tuple(settings.items())
+    )
     err.print(
         f"bench chat --learn: {lm.config.name}, rule {rule}: {len(turn_cfg.turns)} scripted "
         f"turns x {turn_cfg.max_new_tokens} new tokens, chat and chat --learn interleaved "
@@ -157,7 +177,10 @@ def _bench_learn(
     with err.status("timing whole turns (the first runs load the kernels)"):
         turns = run_turn_bench(lm, turn_cfg)
     cfg = LearnBenchConfig(
-        tokens=tokens, repeats=repeats, seed=seed, adapter=adapter_config(rule, None)
+        tokens=tokens,
+        repeats=repeats,
+        seed=seed,
+        adapter=adapter_config(rule, None, settings=settings),
     )
     err.print(f"tokens/s: {tokens} tokens x {repeats}")
     with err.status("timing tokens/s"):

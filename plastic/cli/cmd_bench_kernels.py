@@ -27,12 +27,29 @@ def _numbers(text: str, kind: type, what: str) -> tuple:
     return values
 
 
+def _backends(text: str) -> tuple[str, ...]:
+    """The --backends list; cuda without a GPU is one line, before any timing."""
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(chosen) - {"numba", "torch", "cuda"})
+    if unknown or not chosen:
+        raise ConfigError(f"--backends: choose from numba, torch, cuda (got {text!r})")
+    if "cuda" in chosen:
+        from plastic.cli.device import require_cuda
+
+        require_cuda("bench kernels --backends cuda")
+    return chosen
+
+
 @bench_app.command("kernels")
 def bench_kernels(
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
     sizes: str = typer.Option("1024,4096", help="Comma-separated N (N_pre = N_post)."),
     probs: str = typer.Option("0.01,0.03,0.1", help="Spike probabilities per neuron per step."),
     rules: str = typer.Option("stdp,rstdp", help="Comma-separated rule names."),
+    backends: str = typer.Option(
+        "numba,torch",
+        help="Comma-separated: numba (CPU kernels), torch (dense reference), cuda (GPU kernels).",
+    ),
     steps: int = typer.Option(500, min=1, help="Steps per timed run."),
     torch_steps: int = typer.Option(
         None, min=1, help="Time the dense torch reference over this many steps (default: all)."
@@ -72,6 +89,7 @@ def bench_kernels(
         steps=steps,
         torch_steps=torch_steps,
         repeats=repeats,
+        backends=_backends(backends),
     )
     from plastic.rules import get_rule
 
@@ -88,7 +106,7 @@ def bench_kernels(
         title="Learning-rule kernels",
         caption="M/s: million synapse updates per second (N_pre x N_post x steps / s)",
     )
-    for column in kernels.TABLE_COLUMNS:
+    for column in kernels.table_columns(report):
         table.add_column(column, justify="left" if column == "rule" else "right")
     for cells in kernels.table_rows(report):
         table.add_row(*cells)

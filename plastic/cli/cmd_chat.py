@@ -88,6 +88,14 @@ def chat_cmd(
             "rules NAME`) or adapter.KEY=VALUE (repeatable; /stats shows the values in use).",
         ),
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="cpu, or cuda: the backbone on the GPU, and a new adapter's rule too "
+            "(readout/residual rules; the context memory learns on the CPU).",
+        ),
+    ] = "cpu",
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
@@ -109,6 +117,10 @@ def chat_cmd(
     from plastic.cli.settings import split_chat_sets
 
     rule_params, settings = split_chat_sets(sets or [])
+    from plastic.cli.device import adapter_settings, memory_note, parse_device
+
+    dev = parse_device(device)
+    settings = {**adapter_settings(dev, rule), **settings}  # an explicit --set wins
 
     from rich.console import Console
 
@@ -122,8 +134,11 @@ def chat_cmd(
     wants_adapters = learn or adapter is not None or rule is not None or reward is not None
     wants_adapters = wants_adapters or bool(sets)
     with Console(stderr=True).status("loading the model", spinner="dots") as spinner:
-        lm = resolve_model(model)
+        lm = resolve_model(model).to(dev.torch_device)
         if wants_adapters or record:
+            note = memory_note(dev, rule) if adapter is None else None
+            if note:
+                spinner.console.print(f"[dim]{note}[/dim]")
             spinner.update("loading the learning kernels (compiled once, then cached)")
             from plastic.plasticity.chat_learning import ChatLearning, build_plastic_model
 

@@ -11,6 +11,7 @@ import typer
 
 from plastic.cli.app import app, json_line
 from plastic.cli.cmd_chat import MODEL_HELP
+from plastic.cli.device import DEVICE_HELP, parse_device
 from plastic.errors import ConfigError
 
 
@@ -38,6 +39,7 @@ def eval_cmd(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help=MODEL_HELP)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
 ) -> None:
     """Print bits per byte of --data (lower is better), the spike rate of every site and the
     sparsity; a progress bar runs on stderr while it reads."""
@@ -47,8 +49,9 @@ def eval_cmd(
     from plastic.models.checkpoint import model_hash, resolve_model
     from plastic.models.evaluate import stream_bits
 
+    dev = parse_device(device, rules=False)  # eval runs no learning rule
     payload = read_data(data, max_bytes)
-    lm = resolve_model(model)
+    lm = resolve_model(model).to(dev.torch_device)
     err = Console(stderr=True, soft_wrap=True)
     t0 = time.perf_counter()
     done = 0
@@ -75,6 +78,7 @@ def eval_cmd(
             "bytes_per_s": len(payload) / seconds if seconds > 0 else None,
             "data": str(data),
             "model": getattr(lm, "content_hash", None) or model_hash(lm),
+            "device": dev.torch_device,
         }
         sys.stdout.write(json_line(result))
         return

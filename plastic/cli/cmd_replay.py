@@ -50,6 +50,10 @@ def replay_cmd(
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    device: Annotated[
+        str,
+        typer.Option("--device", help="cpu, or cuda: the rules' CUDA kernels (open loop)."),
+    ] = "cpu",
 ) -> None:
     """Replay a trace: apply a rule to the recorded spikes and rewards (open loop), or re-run
     the backbone so the rule's own spikes drive learning (--closed-loop)."""
@@ -65,13 +69,22 @@ def replay_cmd(
         raise ConfigError(f"--backend must be numba or torch, not {backend!r}")
     if closed_loop and (verify or epochs != 1 or backend is not None):
         raise ConfigError("--closed-loop cannot be combined with --verify, --epochs or --backend")
+    from plastic.cli.device import parse_device
+
+    if parse_device(device).rule_backend == "cuda":
+        if closed_loop or backend is not None:
+            raise ConfigError(
+                "--device cuda replays open loop on the CUDA kernels: drop --closed-loop/--backend"
+            )
+        backend = "cuda"
     if out is not None:
         check_out_dir(out)
     _threads(threads)
     reader = TraceReader(trace)
     err = Console(stderr=True, soft_wrap=True)
-    with err.status("preparing the learning kernels (compiled once, then cached on disk)"):
-        _prepare_kernels(reader, rule, params, backend)
+    if backend != "cuda":  # (CUDA kernels compile on their first launch)
+        with err.status("preparing the learning kernels (compiled once, then cached on disk)"):
+            _prepare_kernels(reader, rule, params, backend)
     if closed_loop:
         from plastic.models.checkpoint import resolve_model
         from plastic.replay.closed_loop import check_backbone

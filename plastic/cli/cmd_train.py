@@ -1,4 +1,8 @@
-"""`plastic train`: train a backbone preset with surrogate gradients (resumable)."""
+"""`plastic train`: train a backbone preset with surrogate gradients (resumable).
+
+Data-parallel on several processes when started by torchrun:
+`torchrun --nproc-per-node N -m plastic train ...` (see plastic/models/distributed.py).
+"""
 
 from __future__ import annotations
 
@@ -30,9 +34,17 @@ def train_cmd(
     device: str = typer.Option(
         "cpu", "--device", help="cpu or cuda (cuda: bf16 autocast + checkpointing)."
     ),
-    batch_size: int = typer.Option(16, "--batch-size"),
+    batch_size: int = typer.Option(
+        16, "--batch-size", help="Global batch: split over torchrun's processes."
+    ),
     seq_len: int = typer.Option(256, "--seq-len"),
     lr: float = typer.Option(2e-3, "--lr"),
+    warmup_steps: int = typer.Option(200, "--warmup-steps", help="Linear warmup of the lr."),
+    grad_checkpointing: bool | None = typer.Option(
+        None,
+        "--grad-checkpointing/--no-grad-checkpointing",
+        help="Recompute each block in the backward pass (default: on with cuda).",
+    ),
     target_rate: float = typer.Option(0.05, "--target-rate", help="Firing-rate target per site."),
     vocab_size: int | None = typer.Option(
         None, "--vocab-size", help="Override the preset's vocabulary size."
@@ -51,6 +63,7 @@ def train_cmd(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from plastic.errors import ConfigError
+    from plastic.models.distributed import context_from_env
     from plastic.models.train import STATE_JSON, TrainConfig, train
 
     if init is not None and resume:
@@ -71,6 +84,8 @@ def train_cmd(
         batch_size=batch_size,
         seq_len=seq_len,
         lr=lr,
+        warmup_steps=warmup_steps,
+        grad_checkpointing=grad_checkpointing,
         target_rate=target_rate,
         eval_every_s=eval_every,
         seed=seed,
@@ -88,6 +103,7 @@ def train_cmd(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=err,
+        disable=context_from_env().rank != 0,  # under torchrun, rank 0 alone reports
     )
     first = "the first steps compile the LIF loops (torch.compile)" if compile_ else ""
     task = progress.add_task("train", total=1.0, info=f"preparing: {first or 'loading data'}")
@@ -96,7 +112,8 @@ def train_cmd(
         kind = ev["event"]
         if kind == "start":
             verb = "resuming" if ev["resumed"] else "starting"
-            err.print(f"{verb} {preset}: {ev['parameters']:,} parameters, step {ev['step']}")
+            procs = f", {ev['processes']} processes" if ev["processes"] > 1 else ""
+            err.print(f"{verb} {preset}: {ev['parameters']:,} parameters, step {ev['step']}{procs}")
             if not ev["resumed"] and ev.get("init_content_hash"):
                 err.print(f"from {init} (content hash {ev['init_content_hash'][:12]})")
         elif kind == "step":

@@ -13,3 +13,4 @@ from plastic.cli import cmd_replay  # noqa: F401
 from plastic.cli import cmd_inspect  # noqa: F401
 from plastic.cli import cmd_bench_trace  # noqa: F401
 from plastic.cli import cmd_bench_adapt  # noqa: F401
+from plastic.cli import cmd_bench_train  # noqa: F401

@@ -128,27 +128,42 @@ _TYPE_NAMES: dict[Any, str] = {
 }
 
 
+# Tokenizers this package has: a config naming another one cannot be used (see `preset`).
+TOKENIZERS = ("byte",)
+
 PRESETS: dict[str, ModelConfig] = {
     # The shipped default: small enough to train on a 2-core CPU.
     "tiny": ModelConfig(),
-    # Project Nord's scale (d_model 496, 6 layers, d_ff 1024, T_fast 8 + T_slow 2).
-    # Vocabulary defaults to a Llama-3-sized tokenizer (128,256); pass vocab_size to change it.
+    # Project Nord's 144M design on bytes: T_fast 8 + T_slow 2 and Nord's 6 layers, with the
+    # width that Nord spent on a 128,256-token embedding moved into the network (d_model
+    # 496 -> 1536, d_ff 1024 -> 3072): 144,766,388 parameters, of which the byte embedding
+    # and readout are 0.55 % (see plastic/models/footprint.py and README).
     "nord-144m": ModelConfig(
         name="nord-144m",
-        vocab_size=128_256,
-        d_model=496,
+        d_model=1536,
         n_layers=6,
-        d_ff=1024,
+        d_ff=3072,
         n_heads=8,
         t_fast=8,
         t_slow=2,
-        tokenizer="external",
     ),
 }
 
 
+def require_tokenizer(cfg: ModelConfig) -> ModelConfig:
+    """`cfg`, or a one-line ConfigError if it needs a tokenizer this package lacks (a model
+    trained on bytes under another tokenizer's name would be a model of nothing)."""
+    if cfg.tokenizer not in TOKENIZERS:
+        raise ConfigError(
+            f"{cfg.name}: needs tokenizer {cfg.tokenizer!r}, which plastic lacks "
+            f"(it has: {', '.join(TOKENIZERS)})"
+        )
+    return cfg
+
+
 def preset(preset_name: str, /, **overrides: Any) -> ModelConfig:
-    """Return the named preset, with keyword overrides (e.g. vocab_size=32000)."""
+    """Return the named preset, with keyword overrides (e.g. n_layers=2); a preset (or an
+    override) naming a tokenizer the package lacks is a ConfigError."""
     if preset_name not in PRESETS:
         raise ConfigError(f"unknown preset {preset_name!r}; choose from {', '.join(PRESETS)}")
-    return dataclasses.replace(PRESETS[preset_name], **overrides).validate()
+    return require_tokenizer(dataclasses.replace(PRESETS[preset_name], **overrides).validate())

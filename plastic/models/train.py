@@ -4,6 +4,11 @@ AdamW with linear warmup and cosine decay; a regulariser keeps each site's firin
 rate near `target_rate`; periodic checkpoints (the latest and the best on the
 validation text) that resume exactly, optimizer and RNG included, without pickle.
 The loop reports progress through a callback so the CLI decides how to show it.
+
+Under torchrun the same loop runs data-parallel (`plastic.models.distributed`): every rank
+draws the global batch and trains on its slice, DDP averages the gradients, rank 0 alone
+evaluates and writes checkpoints, and time-based decisions (budget, evaluation, Ctrl-C)
+are agreed by all ranks each step, so they never fall out of step.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from plastic.errors import CheckpointError, ConfigError
+from plastic.models import distributed
 from plastic.models.checkpoint import load_model, save_model
 from plastic.models.config import preset
 from plastic.models.evaluate import bits_per_byte
@@ -56,6 +62,7 @@ class TrainConfig:
     device: str = "cpu"
     threads: int | None = None
     compile: bool = True  # torch.compile each LIF population (about 3x faster per population)
+    grad_checkpointing: bool | None = None  # recompute each block in backward (None: on cuda)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
 
@@ -127,9 +134,15 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def rate_penalty(rates: dict[str, torch.Tensor], target: float) -> torch.Tensor:
-    """Mean squared distance of the sites' firing rates from `target`."""
-    return torch.stack([(r - target) ** 2 for r in rates.values()]).mean()
+def rate_penalty(
+    rates: dict[str, torch.Tensor],
+    target: float,
+    ctx: distributed.DistContext | None = None,
+) -> torch.Tensor:
+    """Mean squared distance of the sites' firing rates from `target`; under DDP the rates
+    are those of the global batch (see `distributed.rate_penalty_term`)."""
+    stacked = torch.stack(list(rates.values()))
+    return distributed.rate_penalty_term(ctx or distributed.DistContext(), stacked, target)[0]
 
 
 def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
@@ -139,6 +152,48 @@ def sample_batch(data: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
     tgt = data[idx].long()
     inp = torch.cat([torch.full((cfg.batch_size, 1), BOS, dtype=torch.long), tgt[:, :-1]], dim=1)
     return inp, tgt
+
+
+def training_step(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    inp: torch.Tensor,
+    tgt: torch.Tensor,
+    cfg: TrainConfig,
+    ctx: distributed.DistContext | None = None,
+) -> tuple[torch.Tensor, Any]:
+    """One optimizer step on (inp, tgt) - bf16 autocast on CUDA - returning this process's
+    cross-entropy (nats) and the forward output; `plastic bench train` times exactly this."""
+    if inp.device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = net(inp)
+    else:
+        out = net(inp)
+    ce = F.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), tgt.reshape(-1))
+    if ctx is not None and ctx.distributed:
+        loss = ce + cfg.rate_coef * rate_penalty(out.rates, cfg.target_rate, ctx)
+    else:
+        loss = ce + cfg.rate_coef * rate_penalty(out.rates, cfg.target_rate)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    return ce, out
+
+
+def make_optimizer(model: SpikingLM, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (not the embedding, norms, betas, decays)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
 
 
 def _save_train_state(
@@ -241,11 +296,26 @@ def compile_populations(model: SpikingLM) -> None:
 
 
 def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -> dict:
-    """Train (or resume, if `cfg.out` holds a run) and return the final metrics."""
+    """Train (or resume, if `cfg.out` holds a run) and return the final metrics.
+
+    Started by torchrun with several processes, trains data-parallel (module docstring)."""
     cfg.validate()
+    ctx, device = distributed.init(cfg.device)
+    try:
+        distributed.check_batch(ctx, cfg.batch_size)
+        return _train(cfg, ctx, device, on_event if ctx.is_main else lambda e: None)
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(
+    cfg: TrainConfig,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    on_event: Callable[[dict], None],
+) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device(cfg.device)
     train_data = torch.frombuffer(bytearray(read_bytes(cfg.data, "training")), dtype=torch.uint8)
     if len(train_data) <= cfg.seq_len + 1:
         raise ConfigError(f"training file is shorter than one sequence ({cfg.seq_len} bytes)")
@@ -266,20 +336,12 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     else:
         model = SpikingLM(preset(cfg.preset, **cfg.model_overrides))
     model.to(device)
-    model.gradient_checkpointing = cfg.device == "cuda"
+    checkpointing = cfg.grad_checkpointing
+    model.gradient_checkpointing = cfg.device == "cuda" if checkpointing is None else checkpointing
     if cfg.compile:
         compile_populations(model)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    net = distributed.wrap(model, ctx, device)  # what the steps call (DDP when distributed)
+    opt = make_optimizer(model, cfg)
     meta = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "best_valid_bpb": None}
     if init_hash is not None:
         meta["init_content_hash"] = init_hash
@@ -287,9 +349,18 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         meta.update(_load_train_state(out, opt, gen))
         for k in ("param_groups",):
             meta.pop(k, None)
-    out.mkdir(parents=True, exist_ok=True)
-    log = (out / "train_log.jsonl").open("a")
-    on_event({"event": "start", "resumed": resuming, "parameters": model.num_parameters(), **meta})
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = (out / "train_log.jsonl").open("a") if ctx.is_main else None
+    on_event(
+        {
+            "event": "start",
+            "resumed": resuming,
+            "parameters": model.num_parameters(),
+            "processes": ctx.world_size,
+            **meta,
+        }
+    )
 
     def progress_frac() -> float:
         if cfg.steps is not None:
@@ -297,6 +368,11 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         return meta["elapsed_s"] / (cfg.minutes * 60)
 
     def checkpoint(valid_bpb: float | None) -> None:
+        if ctx.is_main:
+            _checkpoint(valid_bpb)
+        distributed.barrier(ctx)  # every rank leaves with the checkpoint on disk
+
+    def _checkpoint(valid_bpb: float | None) -> None:
         info = {"train_config": asdict(cfg), "step": meta["step"], "tokens": meta["tokens"]}
         if "init_content_hash" in meta:
             info["init_content_hash"] = meta["init_content_hash"]
@@ -309,14 +385,13 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
         _save_train_state(out, opt, gen, dict(meta))
 
     def evaluate() -> float | None:
-        if valid is None:
+        if valid is None or not ctx.is_main:
             return None
         model.eval()
         bpb = bits_per_byte(model, valid)
         model.train()
         return bpb
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.device == "cuda" else None
     model.train()
     last_eval = time.monotonic()
     t_prev = time.monotonic()
@@ -326,31 +401,32 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     try:
         while progress_frac() < 1.0:
             stop.check()  # a Ctrl-C lands here, between whole steps: the state is consistent
-            inp, tgt = sample_batch(train_data, cfg, gen)
-            inp, tgt = inp.to(device), tgt.to(device)
+            inp, tgt = sample_batch(train_data, cfg, gen)  # the global batch, on every rank
+            tokens = inp.numel()
+            inp, tgt = distributed.shard(ctx, inp.to(device), tgt.to(device))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, meta["step"], progress_frac())
-            if autocast is not None:
-                with autocast:
-                    out_ = model(inp)
-            else:
-                out_ = model(inp)
-            ce = F.cross_entropy(
-                out_.logits.float().reshape(-1, out_.logits.shape[-1]), tgt.reshape(-1)
-            )
-            loss = ce + cfg.rate_coef * rate_penalty(out_.rates, cfg.target_rate)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            ce, out_ = training_step(net, opt, inp, tgt, cfg, ctx)
             now = time.monotonic()
-            meta["elapsed_s"] += now - t_prev
+            # all ranks agree on the time spent, on evaluating and on stopping (the slowest
+            # rank's clock; a Ctrl-C that reached any rank)
+            agreed = distributed.max_over_ranks(
+                ctx,
+                torch.tensor(
+                    [now - t_prev, float(now - last_eval >= cfg.eval_every_s), stop.requested],
+                    dtype=torch.float64,
+                ),
+            )
+            meta["elapsed_s"] += float(agreed[0])
+            stop.requested = bool(agreed[2])
             t_prev = now
             meta["step"] += 1
-            meta["tokens"] += inp.numel()
-            bpb = ce.item() / math.log(2)
+            meta["tokens"] += tokens
+            bpb = float(distributed.mean_over_ranks(ctx, ce)) / math.log(2)
+            meta["last_train_bpb"] = bpb  # this step's loss on the global batch (no average)
             ema_loss = bpb if ema_loss is None else 0.98 * ema_loss + 0.02 * bpb
-            rate = float(torch.stack([r.detach() for r in out_.rates.values()]).mean())
+            rates = torch.stack([r.detach() for r in out_.rates.values()])
+            rate = float(distributed.mean_over_ranks(ctx, rates).mean())
             event = {
                 "event": "step",
                 "step": meta["step"],
@@ -362,14 +438,15 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
                 "valid_bpb": valid_bpb,
             }
             on_event(event)
-            if now - last_eval >= cfg.eval_every_s:
+            if agreed[1]:
                 valid_bpb = evaluate()
                 checkpoint(valid_bpb)
                 last_eval = time.monotonic()
                 t_prev = last_eval  # evaluation time does not count against the budget
                 event.update(event="eval", valid_bpb=valid_bpb)
-                log.write(json.dumps(event) + "\n")
-                log.flush()
+                if log is not None:
+                    log.write(json.dumps(event) + "\n")
+                    log.flush()
                 on_event(event)
     except KeyboardInterrupt:
         stop.restore()
@@ -378,14 +455,16 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
             on_event({"event": "interrupted", **meta})
         else:  # a second Ctrl-C mid-step: the last periodic checkpoint stays as it was
             on_event({"event": "aborted", **meta})
-        log.close()
+        if log is not None:
+            log.close()
         raise
     stop.restore()
     on_event({"event": "finishing", "validating": valid is not None, **meta})
     valid_bpb = evaluate()
     checkpoint(valid_bpb)
     final = {"event": "done", "valid_bpb": valid_bpb, **meta}
-    log.write(json.dumps(final) + "\n")
-    log.close()
+    if log is not None:
+        log.write(json.dumps(final) + "\n")
+        log.close()
     on_event(final)
     return final

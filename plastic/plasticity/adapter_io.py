@@ -253,6 +253,8 @@ def load_adapter(
     try:
         if doc.get("format_version", 0) < ADAPTER_FORMAT_VERSION:
             saved = upgrade_config(saved)
+        if saved.get("backend") == "cuda":  # where it ran, not what it learnt: a saved
+            saved = {**saved, "backend": "numba"}  # adapter loads on the CPU kernels
         config = AdapterConfig.from_dict(saved)
     except PlasticError as exc:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None

@@ -26,7 +26,7 @@ from plastic.errors import ConfigError
 from plastic.plasticity.kinds import AdapterKind, get_kind
 
 ADAPTER_FORMAT_VERSION = 2
-BACKENDS = ("numba", "torch")
+BACKENDS = ("numba", "torch", "cuda")  # cuda: weights and rule state on the GPU
 
 
 def default_rule_params(kind: str, rule: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class AdapterConfig:
         if not isinstance(self.rule, str) or not self.rule:
             raise ConfigError("rule must be a rule name (see `plastic rules`)")
         if self.backend not in BACKENDS:
-            raise ConfigError(f"backend must be 'numba' or 'torch', got {self.backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not isinstance(self.learn_on_generated, bool):
             raise ConfigError("learn_on_generated must be true or false")
         if not all(isinstance(r, str) and r for r in self.reward):

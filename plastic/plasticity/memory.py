@@ -376,6 +376,8 @@ def check_memory_config(config: AdapterConfig) -> None:
     """The memory learns with detector_stdp from the text itself (and /good, /bad)."""
     if config.rule != "detector_stdp":
         raise ConfigError("the memory kind learns with rule detector_stdp (and only it does)")
+    if config.backend == "cuda":
+        raise ConfigError("the memory kind runs on the CPU kernels only (no cuda backend yet)")
     if not set(config.reward) <= {"feedback"}:
         raise ConfigError(
             "the memory learns from the text itself; its only reward source is feedback"

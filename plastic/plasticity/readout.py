@@ -67,8 +67,8 @@ from plastic.models.sites import SiteInfo
 from plastic.models.tokenizer import BOS
 from plastic.plasticity.config import AdapterConfig
 from plastic.plasticity.context_gate import VARIANCE_FLOOR, ContextGate
+from plastic.plasticity.device_synapses import make_synapses
 from plastic.plasticity.kinds import KindSettings, KindSpec, finite
-from plastic.plasticity.synapses import PlasticSynapses
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class ReadoutLayer:
         self.cache_mix = float(settings.cache_mix)
         self.confidence_power = float(settings.confidence_power)  # of the memory's confidence
         self.mix_doubt_power = float(settings.mix_doubt_power)  # of the backbone's doubt
-        self.synapses = PlasticSynapses(
+        self.synapses = make_synapses(
             config.rule,
             config.effective_rule_params(),
             np.zeros((self.n_pre, self.n_post), np.float32),

@@ -30,8 +30,8 @@ from plastic.errors import ConfigError
 from plastic.kernels_numba.adapter_kernels import lif_population, pack_spikes, sum_rows
 from plastic.models.sites import SiteInfo
 from plastic.plasticity.config import AdapterConfig
+from plastic.plasticity.device_synapses import make_synapses
 from plastic.plasticity.kinds import KindSettings, KindSpec, finite
-from plastic.plasticity.synapses import PlasticSynapses
 
 ASSUMED_PRE_RATE = 0.1  # firing rate assumed by the automatic init_std
 
@@ -111,7 +111,7 @@ class ResidualLayer:
         if std is None:
             std = 1.5 * settings.threshold / math.sqrt(max(ASSUMED_PRE_RATE * self.n_pre, 1.0))
         init = rng.normal(0.0, std, (self.n_pre, self.n_post)).astype(np.float32)
-        self.synapses = PlasticSynapses(
+        self.synapses = make_synapses(
             config.rule, config.effective_rule_params(), init, backend=config.backend
         )
         projection = rng.normal(0.0, 1.0 / math.sqrt(self.n_post), (self.n_post, self.write_dim))

@@ -5,7 +5,9 @@ the rule's state) that adds what adapters need: reading rows exactly before a fo
 pass uses them, snapshots restored bit for bit, and the figures of `/stats`.
 
 Weights are float32 numpy, pre-major `W[n_pre, n_post]`, updated in place by the rule
-(so torch views made with `torch.from_numpy` always see the current values).
+(so torch views made with `torch.from_numpy` always see the current values). Every other
+write goes through `set_weights`, so `DeviceSynapses` (weights on the GPU,
+`device_synapses.py`) shares all of this but where the matrix lives.
 """
 
 from __future__ import annotations
@@ -38,15 +40,24 @@ class PlasticSynapses:
         self.rule = get_rule(rule)
         rule_params = self.rule.params_from_dict(dict(params))
         lo, hi = float(rule_params.w_min), float(rule_params.w_max)
-        self.weights = np.ascontiguousarray(np.clip(weights, lo, hi), dtype=np.float32)
-        self.learner = Learner(self.rule, self.weights, rule_params, backend=backend)
+        host = np.ascontiguousarray(np.clip(weights, lo, hi), dtype=np.float32)
+        self.initial = host.copy()
+        self.learner = Learner(self.rule, self._bind(host), rule_params, backend=backend)
         self.backend = backend
-        self.initial = self.weights.copy()
         self.w_min, self.w_max = lo, hi
         self._row_flush = getattr(self.rule, "defers_weights", True)  # see rules.protocol
         self._flush_takes_rows = "rows" in inspect.signature(self.rule.flush).parameters
         self._dirty = False  # stepped since the last full flush
         self.observers: list[SynapseObserver] = []  # see plastic.plasticity.observers
+
+    def _bind(self, host: np.ndarray) -> Any:
+        """Keep the weight matrix; return what the rule updates in place (here: itself)."""
+        self.weights = host
+        return host
+
+    def set_weights(self, values: np.ndarray) -> None:
+        """W <- values, in place (views of W, e.g. torch.from_numpy, stay valid)."""
+        self.weights[...] = values
 
     @property
     def params(self) -> Any:
@@ -107,7 +118,7 @@ class PlasticSynapses:
     @with_kernel_threads
     def restore(self, snap: SynapseSnapshot) -> None:
         """Return to a snapshot exactly (weights bit for bit, rule state as saved)."""
-        self.weights[...] = snap.weights
+        self.set_weights(snap.weights)
         self.learner.load_state_dict(snap.rule_state)
         self._dirty = False
         for observer in self.observers:
@@ -116,8 +127,8 @@ class PlasticSynapses:
     @with_kernel_threads
     def reset(self) -> None:
         """Initial weights and a fresh rule state."""
-        self.weights[...] = self.initial
-        n_pre, n_post = self.weights.shape
+        self.set_weights(self.initial)
+        n_pre, n_post = self.initial.shape
         self.learner.state = self.rule.init_state(
             n_pre, n_post, self.learner.params, backend=self.backend
         )
@@ -134,7 +145,7 @@ class PlasticSynapses:
                 f"{int(outside.sum())} saved weights lie outside the rule's bounds "
                 f"[{self.w_min}, {self.w_max}]"
             )
-        self.weights[...] = weights
+        self.set_weights(weights)
         self.learner.load_state_dict(
             {"rule": self.rule.name, "params": self.learner.params.to_dict(), "state": rule_state}
         )
@@ -157,7 +168,9 @@ class PlasticSynapses:
         elig = getattr(state, "eligibility", None)
         if elig is None:
             return None
-        if not isinstance(elig, np.ndarray):
+        if hasattr(elig, "copy_to_host"):  # a Numba device array (DeviceSynapses)
+            elig = elig.copy_to_host()
+        elif not isinstance(elig, np.ndarray):
             elig = np.asarray(elig.detach().cpu()) if hasattr(elig, "detach") else np.asarray(elig)
         return float(np.sqrt(np.sum(np.square(elig, dtype=np.float64))))
 
@@ -186,7 +199,7 @@ class PlasticSynapses:
             factor = np.float32(max_norm / norm)
             capped = reference + (self.weights - reference) * factor
             np.clip(capped, self.w_min, self.w_max, out=capped)
-            self.weights[...] = capped
+            self.set_weights(capped)
             capped_from = norm
         for observer in self.observers:
             observer.on_cap(reference, max_norm)
@@ -195,10 +208,7 @@ class PlasticSynapses:
     def scale(self, factor: float) -> None:
         """W <- W * factor in place, clipped to the bounds when they exclude 0 (a readout
         memory's fading). Call `sync()` first where deferred updates are pending."""
-        weights = self.weights
-        np.multiply(weights, np.float32(factor), out=weights)
-        if self.w_min > 0 or self.w_max < 0:  # bounds that exclude 0: towards the nearest
-            np.clip(weights, self.w_min, self.w_max, out=weights)
+        self._scale_weights(np.float32(factor))
         for observer in self.observers:
             observer.on_scale(float(factor))
 
@@ -206,7 +216,14 @@ class PlasticSynapses:
         """W = begin + (end - begin) * fraction (the drift guard's back-off of a turn)."""
         for observer in self.observers:  # before: the observer may compare `end` with W
             observer.on_blend(begin, end, fraction)
-        self.weights[...] = begin + (end - begin) * np.float32(fraction)
+        self.set_weights(begin + (end - begin) * np.float32(fraction))
+
+    def _scale_weights(self, factor: np.float32) -> None:
+        """W <- W * factor in place, then the bounds when they exclude 0 (see `scale`)."""
+        weights = self.weights
+        np.multiply(weights, factor, out=weights)
+        if self.w_min > 0 or self.w_max < 0:  # bounds that exclude 0: towards the nearest
+            np.clip(weights, self.w_min, self.w_max, out=weights)
 
 
 def prepare_rule_kernels(rule: str, params: Mapping[str, Any], backend: str = "numba") -> None:

@@ -156,6 +156,8 @@ def build_model(
             data["rule"] = rule
             data["rule_params"] = {}
         data["rule_params"] = {**data.get("rule_params", {}), **dict(params or {})}
+        if data.get("backend") == "cuda":  # the closed loop runs on the CPU (the CPU and
+            data["backend"] = "numba"  # CUDA kernels agree to 1e-6: test_replay_cuda.py)
         model.add_adapter(name, AdapterConfig.from_dict(data))
     if load_start:
         for spec in reader.sites:
@@ -171,7 +173,7 @@ def build_model(
                 weights = np.clip(weights, syn.w_min, syn.w_max)
                 syn.load(weights, state)
             else:
-                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
+                syn.set_weights(np.clip(weights, syn.w_min, syn.w_max))
             context = reader.context_state(spec, int(session["state"]))
             layer = adapter.layers[spec.site]
             if context is not None:

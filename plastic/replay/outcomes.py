@@ -150,7 +150,7 @@ def text_figures(
                 if spec.records_reads:
                     syn.load(None, weights[spec.key])
                     continue
-                syn.weights[...] = np.clip(weights[spec.key], syn.w_min, syn.w_max)
+                syn.set_weights(np.clip(weights[spec.key], syn.w_min, syn.w_max))
             bits = scored_bits(model, prepared)
         finally:
             for adapter in list(model.adapters):

@@ -34,6 +34,7 @@ import numpy as np
 
 from plastic.errors import PlasticError, TraceError
 from plastic.plasticity.config import default_rule_params
+from plastic.plasticity.device_synapses import make_synapses
 from plastic.plasticity.synapses import PlasticSynapses
 from plastic.replay import schema as S
 from plastic.replay.reader import TraceReader
@@ -47,7 +48,9 @@ class ReplayOptions:
 
     rule: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-    backend: str | None = None  # None: the recorded backend
+    # None: the recorded backend, but the CPU kernels for a site that learnt on CUDA (they
+    # agree to 1e-6, tests/replay/test_replay_cuda.py); "cuda": the GPU's kernels
+    backend: str | None = None
     epochs: int = 1
     verify: bool = False
     progress: Callable[[int, int], None] | None = None  # (events done, events total)
@@ -156,11 +159,11 @@ class OpenLoopReplay:
             if new_rule != rule:
                 params = default_rule_params(spec.kind, new_rule)
             params = {**params, **dict(opts.params)}
-            backend = opts.backend or backend
+            backend = opts.backend or ("numba" if backend == "cuda" else backend)
             initial, _ = reader.state(spec, int(session["initial_state"]), rule)
             weights, state = reader.state(spec, int(session["state"]), rule)
             try:
-                syn = PlasticSynapses(new_rule, params, initial, backend=backend)
+                syn = make_synapses(new_rule, params, initial, backend=backend)
             except PlasticError as exc:
                 raise TraceError(
                     f"cannot replay {spec.key} with rule {new_rule!r}: {exc}"
@@ -168,7 +171,7 @@ class OpenLoopReplay:
             if new_rule == rule:
                 syn.load(np.clip(weights, syn.w_min, syn.w_max), state)
             else:
-                syn.weights[...] = np.clip(weights, syn.w_min, syn.w_max)
+                syn.set_weights(np.clip(weights, syn.w_min, syn.w_max))
             self.synapses[spec.key] = syn
 
     # -- the replay -----------------------------------------------------------------

@@ -153,3 +153,22 @@ def test_memory_detector_step_matches_the_cpu() -> None:
         assert synapses(gpu, d) == synapses(cpu, d)
     np.testing.assert_array_equal(gpu.det_trace, cpu.det_trace)
     np.testing.assert_array_equal(gpu.det_fanout, cpu.det_fanout)
+
+
+def test_bench_kernels_times_the_cuda_backend() -> None:
+    from plastic_benchmarks import kernels
+
+    config = kernels.BenchConfig(
+        rules=("rstdp",),
+        sizes=(8,),
+        probabilities=(0.2,),
+        steps=10,
+        repeats=1,
+        backends=("numba", "cuda"),
+        bandwidth_floats=1 << 12,
+    )
+    row = kernels.run(config)["rows"][0]
+    assert row["cuda_msyn_s"] > 0 and row["numba_msyn_s"] > 0
+    assert row["cuda_over_numba"] == pytest.approx(row["cuda_msyn_s"] / row["numba_msyn_s"])
+    assert "torch_msyn_s" not in row
+    assert "cuda/numba" in kernels.markdown_table({"rows": [row]})

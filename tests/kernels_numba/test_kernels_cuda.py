@@ -18,11 +18,16 @@ CHECKS = Path(__file__).with_name("cuda_checks.py")
 
 
 def run_checks(simulate: bool) -> subprocess.CompletedProcess:
+    return run_checks_file(CHECKS, simulate)
+
+
+def run_checks_file(checks: Path, simulate: bool) -> subprocess.CompletedProcess:
+    """pytest on `checks` in a subprocess, in Numba's CUDA simulator or on the GPU."""
     env = dict(os.environ)
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     if simulate:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
-    command = [sys.executable, "-m", "pytest", str(CHECKS), "-q", "-p", "no:cacheprovider", "-x"]
+    command = [sys.executable, "-m", "pytest", str(checks), "-q", "-p", "no:cacheprovider", "-x"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

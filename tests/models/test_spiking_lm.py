@@ -5,6 +5,7 @@ import torch
 
 from plastic.errors import ConfigError
 from plastic.models.config import PRESETS, preset
+from plastic.models.footprint import parameter_counts
 from plastic.models.spiking_lm import SpikingLM
 from tests.conftest import small_config
 
@@ -141,21 +142,26 @@ def test_tiny_preset_fits_the_budget() -> None:
     assert SpikingLM(PRESETS["tiny"]).num_parameters() <= 10_000_000
 
 
-def test_nord_144m_parameters_and_one_generation_step() -> None:
+def test_nord_144m_is_byte_level_with_its_parameters_in_the_network() -> None:
     torch.manual_seed(0)
-    model = SpikingLM(preset("nord-144m")).eval()
+    cfg = preset("nord-144m")
+    assert cfg.tokenizer == "byte" and cfg.vocab_size == 260
+    model = SpikingLM(cfg).eval()
     n = model.num_parameters()
-    assert abs(n - 144.3e6) <= 0.05 * 144.3e6, n
+    assert abs(n - 144e6) <= 0.05 * 144e6, n
+    counts = parameter_counts(cfg)
+    assert counts.total == n
+    assert counts.embedding_readout_fraction < 0.05
     assert model.config.timesteps == 10  # T_fast 8 + T_slow 2
     state, token = None, torch.tensor([1])
     for _ in range(2):
         out = model.step(token, state)
         state = out.state
         token = out.logits[:, -1].argmax(-1)
-    assert out.logits.shape == (1, 1, 128_256)
-    assert 0 <= int(token) < 128_256
+    assert out.logits.shape == (1, 1, 260)
+    assert 0 <= int(token) < 260
 
 
-def test_nord_vocab_is_an_argument() -> None:
-    small_vocab = SpikingLM(preset("nord-144m", vocab_size=1000))
-    assert small_vocab.head.out_features == 1000
+def test_a_preset_needing_a_missing_tokenizer_is_refused() -> None:
+    with pytest.raises(ConfigError, match="needs tokenizer 'external', which plastic lacks"):
+        preset("nord-144m", tokenizer="external", vocab_size=128_256)
