@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -44,6 +46,17 @@ def _root(
 def json_line(obj: Any) -> str:
     """One line of valid JSON: non-finite floats (never valid JSON) become null."""
     return json.dumps(finite(obj), allow_nan=False) + "\n"
+
+
+def emit_result(result: dict, output: Path | None, json_out: bool) -> bool:
+    """A benchmark's result: written to `output` (if given, indented JSON) and to stdout as
+    one JSON line with --json; True if printed (the caller then prints nothing else)."""
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if json_out:
+        sys.stdout.write(json_line(result))
+    return json_out
 
 
 def finite(value: Any) -> Any:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plastic.cli.app import bench_app, json_line
+from plastic.cli.app import bench_app, emit_result
 from plastic.cli.cmd_chat import MODEL_HELP
 
 if TYPE_CHECKING:
@@ -101,7 +99,7 @@ def bench_chat_cmd(
         near=near, far=far, tokens=tokens, repeats=repeats, seed=seed, fast_path=fast_path
     )
     result = run_chat_bench(lm, cfg)
-    if not _emit_json(result, output, json_out):
+    if not emit_result(result, output, json_out):
         out = Console(highlight=False, soft_wrap=True)
         for row in result["positions"]:
             rss = f"{row['rss_mb']:.0f} MiB RSS" if row["rss_mb"] is not None else "RSS n/a"
@@ -130,16 +128,6 @@ def bench_chat_cmd(
     if check and not result["constant_cost"]:
         err.print(f"[red]check failed:[/] ratio {result['ratio']:.3f} < {result['min_ratio']}")
         raise typer.Exit(1)
-
-
-def _emit_json(result: dict, output: Path | None, json_out: bool) -> bool:
-    """Write the result to `output` (if given) and to stdout with --json; True if printed."""
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    if json_out:
-        sys.stdout.write(json_line(result))
-    return json_out
 
 
 def _bench_learn(
@@ -187,7 +175,7 @@ def _bench_learn(
         result = run_learn_bench(lm, cfg)
     result["turns"] = turns
     result["ok"] = bool(result["ok"] and turns["ok"])
-    if not _emit_json(result, output, json_out):
+    if not emit_result(result, output, json_out):
         out = Console(highlight=False, soft_wrap=True)
         verdict = "[green]ok[/]" if turns["ok"] else f"[red]above {turns['max_ratio']}[/]"
         best = turns["best_seconds"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plastic.cli.app import bench_app, json_line
+from plastic.cli.app import bench_app, emit_result
 from plastic.cli.cmd_chat import MODEL_HELP
 
 
@@ -50,11 +48,7 @@ def bench_trace_cmd(
     err.print(f"bench trace: {lm.config.name}, {turns} turns x {reply_tokens} tokens x {repeats}")
     cfg = TraceBenchConfig(turns=turns, reply_tokens=reply_tokens, repeats=repeats, rule=rule)
     result = run_trace_bench(lm, cfg)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    if json_out:
-        sys.stdout.write(json_line(result))
+    if emit_result(result, output, json_out):
         return
     out = Console(highlight=False, soft_wrap=True)
     o, s, r = result["recording_overhead"], result["storage"], result["replay"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plastic.cli.app import bench_app, json_line
+from plastic.cli.app import bench_app, emit_result
 
 
 @bench_app.command("train")
@@ -63,11 +61,7 @@ def bench_train_cmd(
         f"{warmup} + {steps} steps"
     )
     result = run_train_bench(cfg)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    if json_out:
-        sys.stdout.write(json_line(result))
+    if emit_result(result, output, json_out):
         return
     gib = 2.0**30
     peak = result.get("peak_memory_allocated_bytes", result.get("peak_rss_bytes"))

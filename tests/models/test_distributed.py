@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 from pathlib import Path
 
@@ -18,35 +17,14 @@ from safetensors.torch import load_file
 from plastic.errors import ConfigError
 from plastic.models import distributed
 from plastic.models.train import STATE_JSON, TrainConfig, train
+from tests.models.conftest import small_train_config
 
-SMALL = dict(d_model=32, n_layers=2, d_ff=64, n_heads=4, name="test-small")
 TOL = 1e-5
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    rng = random.Random(0)
-    words = ["spike", "neuron", "synapse", "learns", "the", "a", "slowly", "fires"]
-    path = tmp_path / "train.txt"
-    path.write_text(" ".join(rng.choice(words) for _ in range(1500)))
-    return path
 
 
 def config(data: Path, out: Path, steps: int) -> TrainConfig:
     # min_lr_ratio 1: a constant lr after warmup, so a shorter run is a prefix of a longer one
-    return TrainConfig(
-        data=str(data),
-        valid=None,
-        out=str(out),
-        steps=steps,
-        batch_size=4,
-        seq_len=16,
-        warmup_steps=2,
-        min_lr_ratio=1.0,
-        eval_every_s=1e9,
-        compile=False,
-        model_overrides=SMALL,
-    )
+    return small_train_config(data, out, steps, batch_size=4, min_lr_ratio=1.0)
 
 
 def _rank_main(rank: int, world: int, port: int, cfg: TrainConfig) -> None:

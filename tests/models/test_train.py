@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -13,32 +12,11 @@ import pytest
 from plastic.models import train as train_module
 from plastic.models.train import STATE_JSON, TrainConfig, train
 from tests.cli.test_errors import assert_one_line_error, run_main
-
-SMALL = dict(d_model=32, n_layers=2, d_ff=64, n_heads=4, name="test-small")
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    rng = random.Random(0)
-    words = ["spike", "neuron", "synapse", "learns", "the", "a", "slowly", "fires"]
-    path = tmp_path / "train.txt"
-    path.write_text(" ".join(rng.choice(words) for _ in range(1500)))
-    return path
+from tests.models.conftest import small_train_config
 
 
 def config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
-    return TrainConfig(
-        data=str(data),
-        valid=None,
-        out=str(out),
-        steps=steps,
-        batch_size=2,
-        seq_len=16,
-        warmup_steps=2,
-        eval_every_s=1e9,
-        compile=False,
-        model_overrides=SMALL,
-    )
+    return small_train_config(data, out, steps)
 
 
 def final_hash(out: Path) -> str:
