@@ -31,15 +31,7 @@ def spikes_as_steps(spikes: Any, n: int, what: str, steps: int | None = None) ->
 
     Nonzero means "spiked". With `steps`, T must equal it (pre and post cover the same steps).
     """
-    array = as_numpy(spikes)
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[1] != n:
-        raise RuleError(f"{what} spikes must have shape [{n}] or [T, {n}], got {array.shape}")
-    if steps is not None and array.shape[0] != steps:
-        raise RuleError(
-            f"pre and post spikes cover different numbers of steps: {steps} vs {array.shape[0]}"
-        )
+    array = _steps_view(spikes, n, what, "spikes", steps)
     if array.dtype == np.uint8 or array.dtype == np.bool_:
         return np.ascontiguousarray(array).view(np.uint8)
     return np.ascontiguousarray(array != 0).view(np.uint8)
@@ -47,16 +39,23 @@ def spikes_as_steps(spikes: Any, n: int, what: str, steps: int | None = None) ->
 
 def activity_as_steps(activity: Any, n: int, what: str, steps: int | None = None) -> np.ndarray:
     """Activities (spikes or rates) [n] or [T, n] as C-contiguous float32 [T, n]."""
-    array = as_numpy(activity)
+    array = _steps_view(activity, n, what, "activity", steps)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _steps_view(values: Any, n: int, what: str, noun: str, steps: int | None) -> np.ndarray:
+    """`values` [n] or [T, n] as a numpy [T, n] view (RuleError on another shape, or on
+    another T than `steps`)."""
+    array = as_numpy(values)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != n:
-        raise RuleError(f"{what} activity must have shape [{n}] or [T, {n}], got {array.shape}")
+        raise RuleError(f"{what} {noun} must have shape [{n}] or [T, {n}], got {array.shape}")
     if steps is not None and array.shape[0] != steps:
         raise RuleError(
-            f"pre and post activity cover different numbers of steps: {steps} vs {array.shape[0]}"
+            f"pre and post {noun} cover different numbers of steps: {steps} vs {array.shape[0]}"
         )
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return array
 
 
 def weights_as_numpy(weights: Any, n_pre: int, n_post: int) -> np.ndarray:
