@@ -9,6 +9,7 @@ import typer
 
 from plastic.cli.app import bench_app, emit_result
 from plastic.cli.cmd_chat import MODEL_HELP
+from plastic.cli.threads import ThreadsOption, use_threads
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -66,6 +67,7 @@ def bench_chat_cmd(
             "(readout/residual rules; the context memory learns on the CPU).",
         ),
     ] = "cpu",
+    threads: ThreadsOption = 1,
 ) -> None:
     """Tokens/s at position ~100 and ~2000 of one chat (ratio ~1: constant cost), peak memory,
     and tokens/s against the rate of the model's bare arithmetic (>= 0.5 wanted).
@@ -83,6 +85,7 @@ def bench_chat_cmd(
     from plastic.cli.device import parse_device
 
     dev = parse_device(device)
+    use_threads(threads)
     lm = resolve_model(model).to(dev.torch_device)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if learn:

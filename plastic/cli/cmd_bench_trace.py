@@ -9,6 +9,7 @@ import typer
 
 from plastic.cli.app import bench_app, emit_result
 from plastic.cli.cmd_chat import MODEL_HELP
+from plastic.cli.threads import ThreadsOption, use_threads
 
 
 @bench_app.command("trace")
@@ -26,7 +27,7 @@ def bench_trace_cmd(
             help="detector_stdp: the context memory (the chat's default); else a readout rule.",
         ),
     ] = "detector_stdp",
-    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")] = 1,
+    threads: ThreadsOption = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON result to this file.")
@@ -34,15 +35,12 @@ def bench_trace_cmd(
 ) -> None:
     """Recording overhead (tokens/s recording ÷ not, same run; >= 0.95 wanted), bytes per
     token on disk (and three spike encodings compared), replay tokens/s open and closed loop."""
-    import torch
     from plastic_benchmarks.trace import TraceBenchConfig, run_trace_bench
     from rich.console import Console
 
     from plastic.models.checkpoint import resolve_model
-    from plastic.plasticity import set_kernel_threads
 
-    torch.set_num_threads(threads)
-    set_kernel_threads(threads)
+    use_threads(threads)
     lm = resolve_model(model)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     err.print(f"bench trace: {lm.config.name}, {turns} turns x {reply_tokens} tokens x {repeats}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from plastic.cli.app import app
+from plastic.cli.threads import ThreadsOption, use_threads
 
 if TYPE_CHECKING:
     from plastic.cli.chat.session import ChatSession
@@ -96,6 +97,7 @@ def chat_cmd(
             "(readout/residual rules; the context memory learns on the CPU).",
         ),
     ] = "cpu",
+    threads: ThreadsOption = 1,
 ) -> None:
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
@@ -120,6 +122,7 @@ def chat_cmd(
     from plastic.cli.device import adapter_settings, memory_note, parse_device
 
     dev = parse_device(device)
+    use_threads(threads)
     settings = {**adapter_settings(dev, rule), **settings}  # an explicit --set wins
 
     from rich.console import Console

@@ -10,6 +10,7 @@ import typer
 
 from plastic.cli.app import app, json_line
 from plastic.cli.settings import parse_sets
+from plastic.cli.threads import ThreadsOption, use_threads
 from plastic.errors import ConfigError, TraceError
 
 EXACT_TOLERANCE = 1e-6  # = plastic.replay.closed_loop.EXACT_TOLERANCE (not imported: startup)
@@ -48,7 +49,7 @@ def replay_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the resulting adapter to DIR.")
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads.")] = 1,
+    threads: ThreadsOption = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     device: Annotated[
         str,
@@ -79,7 +80,7 @@ def replay_cmd(
         backend = "cuda"
     if out is not None:
         check_out_dir(out)
-    _threads(threads)
+    use_threads(threads)
     reader = TraceReader(trace)
     err = Console(stderr=True, soft_wrap=True)
     if backend != "cuda":  # (CUDA kernels compile on their first launch)
@@ -306,15 +307,6 @@ def _verdict(summary: dict[str, Any]) -> str:
         f"{text['replayed_bits_per_byte']:.4f} bits/byte, {compared} "
         f"(frozen backbone {text['frozen_bits_per_byte']:.4f})"
     )
-
-
-def _threads(n: int) -> None:
-    import torch
-
-    from plastic.plasticity import set_kernel_threads
-
-    torch.set_num_threads(n)
-    set_kernel_threads(n)
 
 
 def _report(summary: dict[str, Any], json_out: bool) -> None:

@@ -171,6 +171,24 @@ def test_prompt_and_script_together_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_threads_option_sets_torch_and_the_kernels(small_model_dir: Path) -> None:
+    from plastic.kernels_numba.threads import get_kernel_threads, set_kernel_threads
+
+    before = (torch.get_num_threads(), get_kernel_threads())
+    try:
+        chat(
+            "--model", small_model_dir, "--prompt", "Hi", "--max-new-tokens", "2", "--threads", "2"
+        )
+        assert (torch.get_num_threads(), get_kernel_threads()) == (2, 2)
+        chat("--model", small_model_dir, "--prompt", "Hi", "--max-new-tokens", "2")
+        assert (torch.get_num_threads(), get_kernel_threads()) == (1, 1)  # the default
+    finally:
+        torch.set_num_threads(before[0])
+        set_kernel_threads(before[1])
+    result = runner.invoke(app, ["chat", "--prompt", "x", "--threads", "0"])
+    assert result.exit_code == 2
+
+
 # -- the session and its parts ------------------------------------------------------------
 def _session(model: SpikingLM, **options) -> tuple[ChatSession, io.StringIO]:
     out = io.StringIO()
