@@ -1,5 +1,5 @@
-"""`--threads`: how many CPU threads torch and the learning kernels use, one option for all
-commands that run the model.
+"""`--threads` of `chat`, `bench chat`, `replay` and `bench trace`: how many CPU threads
+torch and the learning kernels use (`bench adapt --threads` sets torch's alone).
 
 Batch-1 generation is a chain of small products: on a 2-core machine a second torch thread
 gains little when the machine is quiet and costs several times over when anything else runs
@@ -26,7 +26,7 @@ def use_threads(count: int) -> None:
     """Run torch and the adapters' Numba kernels on `count` threads from now on."""
     import torch
 
-    from plastic.plasticity import set_kernel_threads
+    from plastic.kernels_numba.threads import set_kernel_threads
 
     torch.set_num_threads(count)
     set_kernel_threads(count)

@@ -36,6 +36,7 @@ from plastic.plasticity.adapter import Adapter, AdapterCounters
 from plastic.plasticity.config import ADAPTER_FORMAT_VERSION, AdapterConfig
 from plastic.plasticity.config_v1 import upgrade_config
 from plastic.rules import RULE_API_VERSION
+from plastic.rules.backends import host_backend
 
 if TYPE_CHECKING:
     from plastic.plasticity.model import PlasticModel
@@ -253,8 +254,8 @@ def load_adapter(
     try:
         if doc.get("format_version", 0) < ADAPTER_FORMAT_VERSION:
             saved = upgrade_config(saved)
-        if saved.get("backend") == "cuda":  # where it ran, not what it learnt: a saved
-            saved = {**saved, "backend": "numba"}  # adapter loads on the CPU kernels
+        if "backend" in saved:  # where it ran, not what it learnt
+            saved = {**saved, "backend": host_backend(saved["backend"])}
         config = AdapterConfig.from_dict(saved)
     except PlasticError as exc:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {exc}") from None

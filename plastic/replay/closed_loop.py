@@ -141,6 +141,7 @@ def build_model(
     from plastic.plasticity.config import AdapterConfig, GuardConfig
     from plastic.plasticity.config_v1 import upgrade_config
     from plastic.plasticity.model import PlasticModel
+    from plastic.rules.backends import host_backend
 
     session = reader.sessions[0]
     guards = GuardConfig.from_dict(reader.attrs.get("guards", {}))
@@ -156,8 +157,8 @@ def build_model(
             data["rule"] = rule
             data["rule_params"] = {}
         data["rule_params"] = {**data.get("rule_params", {}), **dict(params or {})}
-        if data.get("backend") == "cuda":  # the closed loop runs on the CPU (the CPU and
-            data["backend"] = "numba"  # CUDA kernels agree to 1e-6: test_replay_cuda.py)
+        if "backend" in data:  # the closed loop runs on the CPU
+            data["backend"] = host_backend(data["backend"])
         model.add_adapter(name, AdapterConfig.from_dict(data))
     if load_start:
         for spec in reader.sites:

@@ -38,6 +38,7 @@ from plastic.plasticity.device_synapses import make_synapses
 from plastic.plasticity.synapses import PlasticSynapses
 from plastic.replay import schema as S
 from plastic.replay.reader import TraceReader
+from plastic.rules.backends import host_backend
 
 EVENT_BATCH = 65536
 
@@ -48,8 +49,8 @@ class ReplayOptions:
 
     rule: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-    # None: the recorded backend, but the CPU kernels for a site that learnt on CUDA (they
-    # agree to 1e-6, tests/replay/test_replay_cuda.py); "cuda": the GPU's kernels
+    # None: the recorded backend, but the CPU kernels for a site that learnt on CUDA
+    # (`host_backend`); "cuda": the GPU's kernels
     backend: str | None = None
     epochs: int = 1
     verify: bool = False
@@ -159,7 +160,7 @@ class OpenLoopReplay:
             if new_rule != rule:
                 params = default_rule_params(spec.kind, new_rule)
             params = {**params, **dict(opts.params)}
-            backend = opts.backend or ("numba" if backend == "cuda" else backend)
+            backend = opts.backend or host_backend(backend)
             initial, _ = reader.state(spec, int(session["initial_state"]), rule)
             weights, state = reader.state(spec, int(session["state"]), rule)
             try:

@@ -35,6 +35,13 @@ def check_backend(backend: str, supported: tuple[str, ...], rule: str) -> str:
     return backend
 
 
+def host_backend(backend: str) -> str:
+    """Where work learnt on `backend` is rerun by default (a saved adapter loaded, a trace
+    replayed): the CPU kernels for "cuda" (they agree to 1e-6,
+    tests/replay/test_replay_cuda.py), so it runs on any machine; else `backend`."""
+    return DEFAULT_BACKEND if backend == "cuda" else backend
+
+
 def check_sizes(n_pre: int, n_post: int) -> None:
     """Raise RuleError unless both layer sizes are positive integers."""
     if int(n_pre) != n_pre or int(n_post) != n_post or n_pre < 1 or n_post < 1:
