@@ -35,11 +35,13 @@ def _saved_values_per_token(cfg, checkpointing: bool, batch: int = 2, seq: int =
     model.gradient_checkpointing = checkpointing
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages: dict[int, int] = {}
+    kept: list[torch.Tensor] = []  # alive to the end: a freed storage's address is reused
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         ptr = t.untyped_storage().data_ptr()
         if ptr not in params:
             storages[ptr] = t.untyped_storage().nbytes()
+            kept.append(t)
         return t
 
     tokens = torch.randint(0, 256, (batch, seq))
