@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +180,21 @@ def truncate_to_commit(root: Any, sites: list[SiteSpec]) -> dict[str, Any]:
         counts = committed["sites"][f"site{site.index}"]
         for name, n in site.committed_lengths(counts, committed).items():
             _resize(root[f"{site.group}/{name}"], int(n))
-        if f"{site.group}/rule_state" in root:
-            for _, array in root[f"{site.group}/rule_state"].arrays():
-                _resize(array, int(committed["states"]))
-            for _, sub in root[f"{site.group}/rule_state"].groups():
-                for _, array in sub.arrays():
+        # one row per saved state: rule states (rule_state/<rule>/*), reward states and a
+        # readout's context signature; a killed writer may have grown any of them
+        for group in ("rule_state", "reward_state", "context"):
+            if f"{site.group}/{group}" in root:
+                for array in _arrays_below(root[f"{site.group}/{group}"]):
                     _resize(array, int(committed["states"]))
     return committed
+
+
+def _arrays_below(group: Any) -> Iterator[Any]:
+    """Every array of a Zarr group and of its subgroups."""
+    for _, array in group.arrays():
+        yield array
+    for _, sub in group.groups():
+        yield from _arrays_below(sub)
 
 
 def _resize(array: Any, n: int) -> None:

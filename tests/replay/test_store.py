@@ -82,6 +82,36 @@ def test_recording_into_an_existing_store_continues_it(tmp_path: Path, recorded)
     assert np.array_equal(final, weights_of(second_model)["default/readout"])
 
 
+def test_state_rows_a_killed_writer_grew_are_cut_before_continuing(
+    tmp_path: Path, recorded
+) -> None:
+    """A writer killed after growing the per-state arrays (reward states, context) and
+    before its commit: the next session cuts them back, so its rows land at the committed
+    length (appended after the stale ones, a state would read fill or a missing chunk)."""
+    import zarr
+
+    path = tmp_path / "t.zarr"
+    record_plain(path, recorded.model_dir, turns=1)
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    grown = []
+    for group in ("rule_state", "reward_state", "context"):
+        if f"sites/site0/{group}" in root:
+            grown += [a for _, a in root[f"sites/site0/{group}"].arrays()]
+            for _, sub in root[f"sites/site0/{group}"].groups():
+                grown += [a for _, a in sub.arrays()]
+    assert any("reward_state" in a.path for a in grown)
+    for array in grown:
+        array.resize((1024, *array.shape[1:]))  # what a killed writer's resize leaves
+    record_plain(path, recorded.model_dir, turns=1)
+    reader = TraceReader(path)
+    reader.check()
+    states = int(reader.committed["states"])
+    root = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    for array in grown:
+        assert root[array.path].shape[0] == states, array.path
+    assert replay(reader, ReplayOptions(verify=True)).max_abs_diff == 0.0
+
+
 def test_another_rule_or_backbone_is_refused_unless_forced(tmp_path: Path, recorded) -> None:
     path = tmp_path / "t.zarr"
     record_plain(path, recorded.model_dir, turns=1)
