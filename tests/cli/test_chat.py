@@ -166,6 +166,14 @@ def test_lines_from_a_pipe(small_model_dir: Path) -> None:
     assert [o["type"] for o in json_lines(out)] == ["turn", "turn", "command"]
 
 
+def test_a_json_line_survives_any_line_splitter() -> None:
+    """JSON leaves U+0085, U+2028 and U+2029 raw; str.splitlines breaks lines on them."""
+    out = io.StringIO()
+    JsonRenderer(out, err=Console(file=io.StringIO()))._emit({"reply": "a\x85b\u2028c\u2029d"})
+    (line,) = out.getvalue().splitlines()
+    assert json.loads(line) == {"reply": "a\x85b\u2028c\u2029d"}
+
+
 def test_prompt_and_script_together_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["chat", "--prompt", "x", "--script", str(tmp_path)])
     assert result.exit_code == 2

@@ -143,6 +143,11 @@ class RichRenderer:
         return rich_progress(self.err, label, total)
 
 
+# Characters that JSON leaves raw but many line splitters (str.splitlines, JavaScript)
+# take for line breaks: escaped, so that a reply never splits its JSON line.
+_LINE_BREAKS_ESCAPED = {c: f"\\u{c:04x}" for c in (0x85, 0x2028, 0x2029)}
+
+
 class JsonRenderer:
     """One JSON object per turn or command on `out`; notes go to `err` as plain lines."""
 
@@ -151,7 +156,8 @@ class JsonRenderer:
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        self.out.write(json.dumps(finite(obj), ensure_ascii=False, allow_nan=False) + "\n")
+        text = json.dumps(finite(obj), ensure_ascii=False, allow_nan=False)
+        self.out.write(text.translate(_LINE_BREAKS_ESCAPED) + "\n")
         self.out.flush()
 
     def user(self, text: str) -> None:
