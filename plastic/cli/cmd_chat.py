@@ -174,9 +174,10 @@ def chat_cmd(
         session = ChatSession(Conversation(learning.model, seed=seed), renderer, options)
         attach_learning(session, learning)
 
+    one_shot = None
     try:
         if prompt is not None:
-            session.handle(prompt)
+            one_shot = session.handle(prompt)
         elif lines is not None:
             session.run(lines)
         elif interactive:
@@ -188,6 +189,9 @@ def chat_cmd(
     finally:
         if recorder is not None:
             recorder.close()
+    if one_shot is not None and one_shot.stop == "interrupted":
+        # the reply's tokens are printed and learnt from; the command itself was stopped
+        raise typer.Exit(130)
 
 
 def _is_terminal(*streams: object) -> bool:

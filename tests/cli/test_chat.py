@@ -103,6 +103,32 @@ def test_prompt_one_shot_streams_reply_and_status(small_model_dir: Path) -> None
     assert len(one) == 1 and one[0]["type"] == "turn" and one[0]["user"] == "Hi"
 
 
+def test_ctrl_c_in_a_one_shot_reply_prints_it_and_exits_130(
+    small_model_dir: Path, monkeypatch
+) -> None:
+    """`--prompt`: Ctrl-C stops the reply, which is still printed, and the command exits 130."""
+    init = Conversation.__init__
+
+    def init_with_ctrl_c(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        steps = []
+
+        def press_ctrl_c(ev) -> None:
+            if ev.phase == "generate":
+                steps.append(ev)
+                if len(steps) == 2:
+                    raise KeyboardInterrupt
+
+        self.on_step.append(press_ctrl_c)
+
+    monkeypatch.setattr(Conversation, "__init__", init_with_ctrl_c)
+    args = ["chat", "--model", str(small_model_dir), "--prompt", "Hi", "--json", "--seed", "1"]
+    result = runner.invoke(app, [*args, "--max-new-tokens", "50"])
+    assert result.exit_code == 130, (result.output, result.exception)
+    (turn,) = json_lines(result.stdout)
+    assert turn["stop"] == "interrupted" and turn["tokens"] == 2
+
+
 def test_same_seed_same_replies(tmp_path: Path, small_model_dir: Path) -> None:
     turns = script(tmp_path, b"Tell me a story.\nAnd then?\n")
     args = ("--model", small_model_dir, "--script", turns, "--json", "--temperature", "1.0")
