@@ -17,6 +17,7 @@ data="$(realpath "${3:-../shared/data}")"
 mkdir -p "$out"
 export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 
+# ppmd needs the bench extra (pip install -e '.[bench]'); the default --systems leave it out
 streams=("$data/tinyshakespeare.txt" "$data/python-3.11-docs.txt" "$data/wikitext-2-raw/wiki.valid.raw")
 stream_args=()
 for s in "${streams[@]}"; do stream_args+=(--stream "$s"); done
@@ -30,6 +31,7 @@ done
 
 log "bench adapt: all systems, 3 seeds, forgetting"
 plastic bench adapt --model "$model" "${stream_args[@]}" --max-bytes 100000 --seeds 3 \
+    --systems frozen,memory,stdp,sham,readout,ngram_mix,ppmd,bzip2,xz \
     --forget "$data/gutenberg/gutenberg.valid.txt" --cache "$out/adapt-cache" --json \
     > "$out/adapt.json"
 log "bench adapt: held-out segments (--offset 500000)"
