@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from plastic.models.checkpoint import load_model, model_hash, read_config, save_model
+from plastic.models.checkpoint import load_model, read_config, save_model
 
 
 def average(dirs: list[Path]) -> tuple[torch.nn.Module, dict]:
@@ -26,10 +26,10 @@ def average(dirs: list[Path]) -> tuple[torch.nn.Module, dict]:
     for d, m in zip(dirs[1:], models[1:], strict=True):
         if m.config.to_dict() != first.config.to_dict():
             raise SystemExit(f"{d}: another model config than {dirs[0]}")
-    sources = [
-        {"content_hash": model_hash(m), "step": read_config(d).get("meta", {}).get("step")}
+    sources = [  # the hashes load_model verified
+        {"content_hash": m.content_hash, "step": read_config(d).get("meta", {}).get("step")}
         for d, m in zip(dirs, models, strict=True)
-    ]  # before the first model's weights are replaced by the average
+    ]
     states = [m.state_dict() for m in models]
     merged = {}
     for name, value in states[0].items():

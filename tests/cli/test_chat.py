@@ -18,7 +18,7 @@ from plastic.cli.chat.render import JsonRenderer, RichRenderer, format_status
 from plastic.cli.chat.session import ChatOptions, ChatSession
 from plastic.cli.main import main  # noqa: F401  (registers every command on `app`)
 from plastic.models.checkpoint import save_model
-from plastic.models.generate import Conversation, Sampling
+from plastic.models.generate import Conversation, Sampling, StepEvent, StepHook
 from plastic.models.spiking_lm import SpikingLM
 from tests.conftest import small_config
 
@@ -37,6 +37,21 @@ def json_lines(stdout: str) -> list[dict]:
     lines = stdout.splitlines()
     assert lines, "no output"
     return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
+def ctrl_c_at_generated_token(n: int) -> StepHook:
+    """A `Conversation.on_step` observer that presses Ctrl-C once the n-th reply token is
+    generated (the reply then keeps n tokens)."""
+    steps = 0
+
+    def press_ctrl_c(ev: StepEvent) -> None:
+        nonlocal steps
+        if ev.phase == "generate":
+            steps += 1
+            if steps == n:
+                raise KeyboardInterrupt
+
+    return press_ctrl_c
 
 
 def script(tmp_path: Path, content: bytes) -> Path:
@@ -111,15 +126,7 @@ def test_ctrl_c_in_a_one_shot_reply_prints_it_and_exits_130(
 
     def init_with_ctrl_c(self, *args, **kwargs) -> None:
         init(self, *args, **kwargs)
-        steps = []
-
-        def press_ctrl_c(ev) -> None:
-            if ev.phase == "generate":
-                steps.append(ev)
-                if len(steps) == 2:
-                    raise KeyboardInterrupt
-
-        self.on_step.append(press_ctrl_c)
+        self.on_step.append(ctrl_c_at_generated_token(2))
 
     monkeypatch.setattr(Conversation, "__init__", init_with_ctrl_c)
     args = ["chat", "--model", str(small_model_dir), "--prompt", "Hi", "--json", "--seed", "1"]
@@ -234,15 +241,7 @@ def _session(model: SpikingLM, **options) -> tuple[ChatSession, io.StringIO]:
 def test_ctrl_c_stops_the_reply_and_keeps_its_tokens(small_model: SpikingLM) -> None:
     session, out = _session(small_model, max_new_tokens=50, stop=None)
     conv = session.conversation
-    steps = []
-
-    def press_ctrl_c(ev) -> None:
-        if ev.phase == "generate":
-            steps.append(ev)
-            if len(steps) == 5:
-                raise KeyboardInterrupt
-
-    conv.on_step.append(press_ctrl_c)
+    conv.on_step.append(ctrl_c_at_generated_token(5))
     turn = session.handle("Hello")
     assert turn.stop == "interrupted" and turn.tokens == 5
     assert conv.position == 1 + turn.prompt_tokens + 5
