@@ -102,6 +102,8 @@ def chat_cmd(
     """Chat with the model: replies stream as they are generated; /help lists the commands."""
     if prompt is not None and script is not None:
         raise typer.BadParameter("cannot be combined with --script", param_hint="--prompt")
+    if prompt is not None and not prompt.strip():
+        raise typer.BadParameter("is empty: there is nothing to send", param_hint="--prompt")
     interactive = prompt is None and script is None and _is_terminal(sys.stdin, sys.stdout)
     if json_out and interactive:
         raise typer.BadParameter(

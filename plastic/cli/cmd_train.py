@@ -19,7 +19,9 @@ def train_cmd(
     valid: Path | None = typer.Option(
         None, "--valid", help="Validation text; selects the best checkpoint."
     ),
-    preset: str = typer.Option("tiny", "--preset", help="Model preset: tiny or nord-144m."),
+    preset: str = typer.Option(
+        "tiny", "--preset", help="Model preset: tiny, tiny-wide or nord-144m."
+    ),
     out: Path = typer.Option(
         ..., "--out", help="Run directory: last/ and best/ checkpoints, logs."
     ),
@@ -51,6 +53,12 @@ def train_cmd(
     ),
     eval_every: float = typer.Option(
         300.0, "--eval-every", help="Seconds between validation + checkpoint."
+    ),
+    average_tail: float = typer.Option(
+        0.0,
+        "--average-tail",
+        help="Also keep the mean of the weights over this last fraction of the run "
+        "(e.g. 0.2; 0: off), saved as average/ with its validation score.",
     ),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
@@ -93,6 +101,7 @@ def train_cmd(
         compile=compile_,
         model_overrides=overrides,
         init=str(init) if init is not None else None,
+        average_tail=average_tail,
     )
     cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)
@@ -146,6 +155,13 @@ def train_cmd(
                 progress.console.print(
                     f"done: {ev['step']} steps, valid {ev['valid_bpb']:.4f} bits/byte; "
                     f"best in {out}/best, last in {out}/last"
+                )
+            if ev.get("averaged_steps"):
+                score = ev.get("average_valid_bpb")
+                scored = f", valid {score:.4f} bits/byte" if score is not None else ""
+                progress.console.print(
+                    f"the mean of the last {ev['averaged_steps']} steps' weights{scored}: "
+                    f"{out}/average"
                 )
 
     with progress:

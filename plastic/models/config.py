@@ -134,6 +134,9 @@ TOKENIZERS = ("byte",)
 PRESETS: dict[str, ModelConfig] = {
     # The shipped default: small enough to train on a 2-core CPU.
     "tiny": ModelConfig(),
+    # tiny with twice the feed-forward neurons: grown from a trained tiny by
+    # scripts/widen-ffn.py (Net2WiderNet), then trained on (docs/log, 2026-12-07).
+    "tiny-wide": ModelConfig(name="tiny-wide", d_ff=2048),
     # Project Nord's 144M design on bytes: T_fast 8 + T_slow 2 and Nord's 6 layers, with the
     # width that Nord spent on a 128,256-token embedding moved into the network (d_model
     # 496 -> 1536, d_ff 1024 -> 3072): 144,766,388 parameters, of which the byte embedding

@@ -2,7 +2,8 @@
 
 AdamW with linear warmup and cosine decay; a regulariser keeps each site's firing
 rate near `target_rate`; periodic checkpoints (the latest and the best on the
-validation text) that resume exactly, optimizer and RNG included, without pickle.
+validation text, and with `average_tail` the mean of the weights over the run's last
+steps) that resume exactly, optimizer and RNG included, without pickle.
 The loop reports progress through a callback so the CLI decides how to show it.
 
 Under torchrun the same loop runs data-parallel (`plastic.models.distributed`): every rank
@@ -34,6 +35,7 @@ from plastic.models.evaluate import bits_per_byte
 from plastic.models.neurons import LIFPopulation
 from plastic.models.spiking_lm import SpikingLM
 from plastic.models.tokenizer import BOS
+from plastic.models.weight_average import TailAverage
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -65,6 +67,7 @@ class TrainConfig:
     grad_checkpointing: bool | None = None  # recompute each block in backward (None: on cuda)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
+    average_tail: float = 0.0  # keep the mean weights over this last fraction of the run (0: off)
 
     def validate(self) -> TrainConfig:
         if (self.minutes is None) == (self.steps is None):
@@ -88,7 +91,7 @@ class TrainConfig:
                 raise ConfigError(f"{_option(name)} must be a finite number > 0")
         if not (math.isfinite(self.lr) and self.lr >= 0):  # 0: checkpoints of the init weights
             raise ConfigError(f"{_option('lr')} must be a finite number >= 0")
-        for name in ("target_rate", "min_lr_ratio"):
+        for name in ("target_rate", "min_lr_ratio", "average_tail"):
             if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
                 raise ConfigError(f"{_option(name)} must be between 0 and 1")
         if self.minutes is not None and not math.isfinite(self.minutes):
@@ -197,12 +200,13 @@ def make_optimizer(model: SpikingLM, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def _save_train_state(
-    out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict
+    out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, meta: dict, average: TailAverage
 ) -> None:
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {
         "rng.torch": torch.get_rng_state(),
         "rng.data": gen.get_state(),
+        **average.state_tensors(),
     }
     for pid, st in sd["state"].items():
         for key, val in st.items():
@@ -210,13 +214,15 @@ def _save_train_state(
     tmp = out / (STATE_TENSORS + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(out / STATE_TENSORS)
-    doc = dict(meta, param_groups=sd["param_groups"])
+    doc = dict(meta, param_groups=sd["param_groups"], average_count=average.count)
     tmp = out / (STATE_JSON + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(out / STATE_JSON)
 
 
-def _load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+def _load_train_state(
+    out: Path, opt: torch.optim.Optimizer, gen: torch.Generator, average: TailAverage
+) -> dict:
     try:
         doc = json.loads((out / STATE_JSON).read_text())
         tensors = load_file(str(out / STATE_TENSORS))
@@ -230,6 +236,8 @@ def _load_train_state(out: Path, opt: torch.optim.Optimizer, gen: torch.Generato
     opt.load_state_dict({"state": state, "param_groups": doc.pop("param_groups")})
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.data"])
+    device = next(iter(opt.param_groups[0]["params"])).device
+    average.load(tensors, doc.pop("average_count", 0), device)
     return doc
 
 
@@ -321,7 +329,7 @@ def _train(
         raise ConfigError(f"training file is shorter than one sequence ({cfg.seq_len} bytes)")
     valid = read_bytes(cfg.valid, "validation")[: cfg.valid_bytes] if cfg.valid else None
     out = Path(cfg.out)
-    last_dir, best_dir = out / "last", out / "best"
+    last_dir, best_dir, average_dir = out / "last", out / "best", out / "average"
     resuming = (last_dir / "config.json").is_file() and (out / STATE_JSON).is_file()
 
     torch.manual_seed(cfg.seed)
@@ -343,10 +351,11 @@ def _train(
     net = distributed.wrap(model, ctx, device)  # what the steps call (DDP when distributed)
     opt = make_optimizer(model, cfg)
     meta = {"step": 0, "elapsed_s": 0.0, "tokens": 0, "best_valid_bpb": None}
+    average = TailAverage(cfg.average_tail)
     if init_hash is not None:
         meta["init_content_hash"] = init_hash
     if resuming:
-        meta.update(_load_train_state(out, opt, gen))
+        meta.update(_load_train_state(out, opt, gen, average))
         for k in ("param_groups",):
             meta.pop(k, None)
     if ctx.is_main:
@@ -382,7 +391,17 @@ def _train(
         ):
             meta["best_valid_bpb"] = valid_bpb
             save_model(model, best_dir, meta=dict(info, valid_bpb=valid_bpb))
-        _save_train_state(out, opt, gen, dict(meta))
+        if average.count:  # scored whenever the run is (not on a Ctrl-C)
+            averaged = average.averaged_model(model)
+            score = bits_per_byte(averaged, valid) if valid and valid_bpb is not None else None
+            meta["average_valid_bpb"] = score
+            meta["averaged_steps"] = average.count
+            save_model(
+                averaged,
+                average_dir,
+                meta=dict(info, valid_bpb=score, averaged_steps=average.count),
+            )
+        _save_train_state(out, opt, gen, dict(meta), average)
 
     def evaluate() -> float | None:
         if valid is None or not ctx.is_main:
@@ -422,6 +441,8 @@ def _train(
             t_prev = now
             meta["step"] += 1
             meta["tokens"] += tokens
+            if average.covers(progress_frac()):
+                average.update(model)
             bpb = float(distributed.mean_over_ranks(ctx, ce)) / math.log(2)
             meta["last_train_bpb"] = bpb  # this step's loss on the global batch (no average)
             ema_loss = bpb if ema_loss is None else 0.98 * ema_loss + 0.02 * bpb

@@ -212,6 +212,13 @@ def test_prompt_and_script_together_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+@pytest.mark.parametrize("prompt", ["", "  \n"])
+def test_an_empty_prompt_is_a_usage_error_before_the_model_loads(prompt: str) -> None:
+    result = runner.invoke(app, ["chat", "--prompt", prompt, "--model", "/nonexistent"])
+    assert result.exit_code == 2  # a missing model would be exit 1: nothing was loaded
+    assert "nothing to send" in result.output
+
+
 def test_threads_option_sets_torch_and_the_kernels(small_model_dir: Path) -> None:
     from plastic.kernels_numba.threads import get_kernel_threads, set_kernel_threads
 

@@ -138,8 +138,9 @@ def test_bad_configs_are_config_errors() -> None:
         preset("huge")
 
 
-def test_tiny_preset_fits_the_budget() -> None:
+def test_tiny_presets_fit_the_budget() -> None:
     assert SpikingLM(PRESETS["tiny"]).num_parameters() <= 10_000_000
+    assert SpikingLM(PRESETS["tiny-wide"]).num_parameters() <= 15_000_000  # issue 17's limit
 
 
 def test_nord_144m_is_byte_level_with_its_parameters_in_the_network() -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from plastic.models import train as train_module
 from plastic.models.train import STATE_JSON, TrainConfig, train
 from tests.cli.test_errors import assert_one_line_error, run_main
-from tests.models.conftest import small_train_config
+from tests.models.conftest import small_train_config, train_interrupted_in_step
 
 
 def config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
@@ -28,21 +26,9 @@ def test_resume_after_ctrl_c_mid_step_is_bit_exact(data: Path, tmp_path: Path, m
     straight = tmp_path / "straight"
     train(config(data, straight))
 
-    calls = {"n": 0}
-    real_penalty = train_module.rate_penalty
-
-    def penalty_then_sigint(rates, target):  # runs mid-step: after the batch was drawn
-        calls["n"] += 1
-        if calls["n"] == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_penalty(rates, target)
-
     interrupted = tmp_path / "interrupted"
-    monkeypatch.setattr(train_module, "rate_penalty", penalty_then_sigint)
-    with pytest.raises(KeyboardInterrupt):
-        train(config(data, interrupted))
+    train_interrupted_in_step(config(data, interrupted), 4, monkeypatch)
     assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 4  # a whole step
-    monkeypatch.setattr(train_module, "rate_penalty", real_penalty)
     train(config(data, interrupted))  # resumes the run in `interrupted`
     assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 6
     assert final_hash(interrupted) == final_hash(straight)
@@ -76,6 +62,7 @@ def test_train_without_valid_through_its_evaluations(data: Path, tmp_path: Path,
         (["--target-rate", "2"], "--target-rate"),
         (["--eval-every", "inf"], "--eval-every"),
         (["--threads", "0"], "--threads"),
+        (["--average-tail", "1.5"], "--average-tail"),
     ],
 )
 def test_bad_options_are_one_line(data: Path, tmp_path: Path, capsys, options, needle) -> None:
