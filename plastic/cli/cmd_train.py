@@ -60,6 +60,12 @@ def train_cmd(
         help="Also keep the mean of the weights over this last fraction of the run "
         "(e.g. 0.2; 0: off), saved as average/ with its validation score.",
     ),
+    dropout: float = typer.Option(
+        0.0,
+        "--dropout",
+        help="Residual dropout while training (what each path adds to the stream); "
+        "inference never drops.",
+    ),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
     compile_: bool = typer.Option(
@@ -102,6 +108,7 @@ def train_cmd(
         model_overrides=overrides,
         init=str(init) if init is not None else None,
         average_tail=average_tail,
+        dropout=dropout,
     )
     cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)

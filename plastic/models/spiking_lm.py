@@ -113,6 +113,9 @@ class SpikingLM(nn.Module):
         self.norm_out = nn.RMSNorm(d)
         self.head = nn.Linear(d, cfg.vocab_size)
         self.gradient_checkpointing = False
+        # Training only: dropout on what each path adds to the residual stream (GPT-2's
+        # residual dropout), set by the trainer. Not part of the config: eval never drops.
+        self.residual_dropout = 0.0
         # Single-token calls outside autograd run through fused kernels (fast_path.py);
         # False forces the generic path (the reference the fast path is tested against).
         self.fast_inference = True
@@ -161,7 +164,7 @@ class SpikingLM(nn.Module):
         rates: dict[str, torch.Tensor] = {}
         spikes = self.encoder(self.embed(tokens))
         rates["encoder"] = spikes.mean()
-        x = self.sites.run("encoder", spikes, self.w_enc(spikes.sum(0)))
+        x = self.sites.run("encoder", spikes, self._dropped(self.w_enc(spikes.sum(0))))
         new_mix = []
         last_ffn = None
         for i, block in enumerate(self.blocks):
@@ -193,10 +196,15 @@ class SpikingLM(nn.Module):
     def _block(self, i: int, block: SpikingBlock, x: torch.Tensor, prev: torch.Tensor | None):
         sp_mix = block.mix.spikes(x)
         dx, s_mix = block.mix(sp_mix, prev)
-        x = self.sites.run(f"blocks.{i}.mix", sp_mix, x + dx)
+        x = self.sites.run(f"blocks.{i}.mix", sp_mix, x + self._dropped(dx))
         sp_ffn = block.ffn.spikes(x)
-        x = self.sites.run(f"blocks.{i}.ffn", sp_ffn, x + block.ffn(sp_ffn))
+        x = self.sites.run(f"blocks.{i}.ffn", sp_ffn, x + self._dropped(block.ffn(sp_ffn)))
         return x, s_mix, sp_mix, sp_ffn
+
+    def _dropped(self, update: torch.Tensor) -> torch.Tensor:
+        if self.training and self.residual_dropout > 0:
+            return F.dropout(update, self.residual_dropout, training=True)
+        return update
 
     def memory_horizon(self, tolerance: float = 1e-12) -> int:
         """Tokens after which anything earlier weighs less than `tolerance` in the state.

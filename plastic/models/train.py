@@ -68,6 +68,7 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
     average_tail: float = 0.0  # keep the mean weights over this last fraction of the run (0: off)
+    dropout: float = 0.0  # residual dropout while training (SpikingLM.residual_dropout)
 
     def validate(self) -> TrainConfig:
         if (self.minutes is None) == (self.steps is None):
@@ -91,6 +92,8 @@ class TrainConfig:
                 raise ConfigError(f"{_option(name)} must be a finite number > 0")
         if not (math.isfinite(self.lr) and self.lr >= 0):  # 0: checkpoints of the init weights
             raise ConfigError(f"{_option('lr')} must be a finite number >= 0")
+        if not 0.0 <= self.dropout < 1.0:  # NaN fails too
+            raise ConfigError("--dropout must be at least 0 and below 1")
         for name in ("target_rate", "min_lr_ratio", "average_tail"):
             if not 0.0 <= getattr(self, name) <= 1.0:  # NaN fails too
                 raise ConfigError(f"{_option(name)} must be between 0 and 1")
@@ -344,6 +347,7 @@ def _train(
     else:
         model = SpikingLM(preset(cfg.preset, **cfg.model_overrides))
     model.to(device)
+    model.residual_dropout = cfg.dropout
     checkpointing = cfg.grad_checkpointing
     model.gradient_checkpointing = cfg.device == "cuda" if checkpointing is None else checkpointing
     if cfg.compile:

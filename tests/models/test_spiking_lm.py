@@ -166,3 +166,20 @@ def test_nord_144m_is_byte_level_with_its_parameters_in_the_network() -> None:
 def test_a_preset_needing_a_missing_tokenizer_is_refused() -> None:
     with pytest.raises(ConfigError, match="needs tokenizer 'external', which plastic lacks"):
         preset("nord-144m", tokenizer="external", vocab_size=128_256)
+
+
+def test_residual_dropout_acts_only_while_training(small_model: SpikingLM) -> None:
+    tokens = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        clean = small_model(tokens).logits
+        small_model.residual_dropout = 0.3
+        torch.testing.assert_close(small_model(tokens).logits, clean)  # eval: never drops
+        small_model.train()
+        try:
+            first, second = small_model(tokens).logits, small_model(tokens).logits
+            small_model.residual_dropout = 0.0
+            torch.testing.assert_close(small_model(tokens).logits, clean)
+        finally:
+            small_model.residual_dropout = 0.0
+            small_model.eval()
+    assert not torch.allclose(first, clean) and not torch.allclose(first, second)

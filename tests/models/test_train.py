@@ -13,23 +13,26 @@ from tests.cli.test_errors import assert_one_line_error, run_main
 from tests.models.conftest import small_train_config, train_interrupted_in_step
 
 
-def config(data: Path, out: Path, steps: int = 6) -> TrainConfig:
-    return small_train_config(data, out, steps)
+def config(data: Path, out: Path, steps: int = 6, **options) -> TrainConfig:
+    return small_train_config(data, out, steps, **options)
 
 
 def final_hash(out: Path) -> str:
     return json.loads((out / "last" / "config.json").read_text())["content_hash"]
 
 
-def test_resume_after_ctrl_c_mid_step_is_bit_exact(data: Path, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])  # dropout draws from the saved torch RNG
+def test_resume_after_ctrl_c_mid_step_is_bit_exact(
+    data: Path, tmp_path: Path, monkeypatch, dropout: float
+):
     """N steps straight == k steps, a Ctrl-C in the middle of step k+1, --resume to N."""
     straight = tmp_path / "straight"
-    train(config(data, straight))
+    train(config(data, straight, dropout=dropout))
 
     interrupted = tmp_path / "interrupted"
-    train_interrupted_in_step(config(data, interrupted), 4, monkeypatch)
+    train_interrupted_in_step(config(data, interrupted, dropout=dropout), 4, monkeypatch)
     assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 4  # a whole step
-    train(config(data, interrupted))  # resumes the run in `interrupted`
+    train(config(data, interrupted, dropout=dropout))  # resumes the run in `interrupted`
     assert json.loads((interrupted / STATE_JSON).read_text())["step"] == 6
     assert final_hash(interrupted) == final_hash(straight)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
@@ -63,6 +66,7 @@ def test_train_without_valid_through_its_evaluations(data: Path, tmp_path: Path,
         (["--eval-every", "inf"], "--eval-every"),
         (["--threads", "0"], "--threads"),
         (["--average-tail", "1.5"], "--average-tail"),
+        (["--dropout", "1"], "--dropout"),
     ],
 )
 def test_bad_options_are_one_line(data: Path, tmp_path: Path, capsys, options, needle) -> None:
