@@ -61,10 +61,16 @@ def test_replay_equals_engine_chunked(config: AdapterConfig) -> None:
 
 
 def test_replay_equals_engine_token_by_token() -> None:
-    """Against the chat's path (one forward per token): equal to float tolerance, given
-    that the backbone's own parallel and sequential passes agree that closely (1e-4; the
-    surprise rewards computed from those bits feed it back into the weights: 1.4e-4 measured
-    with the default cache mix)."""
+    """Against the chat's path (one forward per token): equal to float tolerance.
+
+    The backbone's parallel and sequential passes agree to 1e-4 (4e-7 measured). The
+    surprise rewards computed from those bits feed the difference back into the weights,
+    and a reward or a kernel's float sum that lands on the other side of a boundary moves
+    a few tokens' bits, then the paths meet again. How far depends on the CPU the kernels
+    were compiled for: max 1.4e-4 on one dev machine, 6.1e-4 on another (3 of 280 tokens
+    above 3e-4; mean 1.2e-5). So the mean is held tight, and the worst token loosely; a
+    real difference moves the mean by orders more (measured: no learning at all 0.36, a
+    token out of step 0.79)."""
     backbone = make_backbone()
     bpass = backbone_pass(backbone, TEXT, chunk=128)
     frozen = PlasticModel(backbone)
@@ -78,7 +84,8 @@ def test_replay_equals_engine_token_by_token() -> None:
     fast.add_adapter("default", AdapterConfig())
     with fast.observing():
         got = replay_bits(fast, bpass)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=3e-4)
+    diff = np.abs(got - expected)
+    assert diff.mean() < 1e-4 and diff.max() < 2e-3, (diff.mean(), diff.max())
 
 
 def test_frozen_replay_scores_without_learning() -> None:
