@@ -217,7 +217,7 @@ def _save_train_state(
     tmp = out / (STATE_TENSORS + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(out / STATE_TENSORS)
-    doc = dict(meta, param_groups=sd["param_groups"], average_count=average.count)
+    doc = dict(meta, param_groups=sd["param_groups"])  # meta["averaged_steps"]: average.count
     tmp = out / (STATE_JSON + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(out / STATE_JSON)
@@ -240,7 +240,7 @@ def _load_train_state(
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.data"])
     device = next(iter(opt.param_groups[0]["params"])).device
-    average.load(tensors, doc.pop("average_count", 0), device)
+    average.load(tensors, doc.get("averaged_steps", 0), device)
     return doc
 
 

@@ -39,11 +39,10 @@ class TailAverage:
                 mean.add_(value.detach() - mean, alpha=1.0 / self.count)
 
     def averaged_model(self, model: SpikingLM) -> SpikingLM:
-        """A new model (eval mode, on the CPU) with `model`'s config and the mean weights."""
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        state.update({k: v.cpu() for k, v in self.mean.items()})
-        averaged = SpikingLM(model.config)
-        averaged.load_state_dict(state)
+        """A new model (eval mode, on `model`'s device, where it is scored) with `model`'s
+        config and the mean weights."""
+        averaged = SpikingLM(model.config).to(next(model.parameters()).device)
+        averaged.load_state_dict({**model.state_dict(), **self.mean})
         return averaged.eval()
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
