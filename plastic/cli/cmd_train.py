@@ -51,6 +51,18 @@ def train_cmd(
     vocab_size: int | None = typer.Option(
         None, "--vocab-size", help="Override the preset's vocabulary size."
     ),
+    decay_max: float | None = typer.Option(
+        None,
+        "--decay-max",
+        help="Override the preset's ceiling on the token-mixing decays (how long the "
+        "model can remember; e.g. 0.999).",
+    ),
+    decay_lr_scale: float = typer.Option(
+        1.0,
+        "--decay-lr-scale",
+        help="The token-mixing decays' learning rate as a multiple of --lr (lets a "
+        "fine-tuning run change how long each head remembers).",
+    ),
     eval_every: float = typer.Option(
         300.0, "--eval-every", help="Seconds between validation + checkpoint."
     ),
@@ -86,7 +98,9 @@ def train_cmd(
         raise ConfigError(f"{out} already holds a training run: pass --resume to continue it")
     if resume and not (out / STATE_JSON).exists():
         raise ConfigError(f"--resume: no training run in {out}")
-    overrides = {"vocab_size": vocab_size} if vocab_size else {}
+    overrides: dict[str, float | int] = {"vocab_size": vocab_size} if vocab_size else {}
+    if decay_max is not None:
+        overrides["decay_max"] = decay_max
     cfg = TrainConfig(
         data=str(data),
         valid=str(valid) if valid else None,
@@ -109,6 +123,7 @@ def train_cmd(
         init=str(init) if init is not None else None,
         average_tail=average_tail,
         dropout=dropout,
+        decay_lr_scale=decay_lr_scale,
     )
     cfg.validate()  # every option checked before the progress bar or any work
     err = Console(stderr=True)

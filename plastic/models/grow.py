@@ -1,6 +1,7 @@
-"""Grow a trained backbone instead of training a larger one from scratch: every feed-forward
-population widened by whole copies of its neurons (Net2WiderNet, Chen et al. 2016,
-"Net2Net: Accelerating Learning via Knowledge Transfer", section 3.2).
+"""Grow a trained backbone instead of training a larger one from scratch, keeping the function
+it computes: every feed-forward population widened by whole copies of its neurons
+(Net2WiderNet, Chen et al. 2016, "Net2Net: Accelerating Learning via Knowledge Transfer",
+section 3.2), or the ceiling on its token-mixing decays raised (a longer possible memory).
 
 Neuron j of a FFN population becomes `factor` neurons with j's input row of `w_up` and
 j's `beta`, and j's column of `w_down` is split evenly among them. Copies fire the same
@@ -43,3 +44,24 @@ def widen_ffn(
     wide.load_state_dict(state)
     wide.train(model.training)
     return wide
+
+
+@torch.no_grad()
+def raise_decay_ceiling(model: SpikingLM, decay_max: float) -> SpikingLM:
+    """A new model whose token-mixing decays may grow up to `decay_max`, computing the same
+    function: each head's decay g_h = decay_max * sigmoid(logit_h) is kept by solving for
+    the new logit. A head near the old ceiling sits where the sigmoid is flat: an Adam step
+    of its logit (about lr, whatever the gradient) barely moves its decay, and the decay can
+    never pass the ceiling, so only a higher ceiling lets training lengthen that memory."""
+    cfg = model.config
+    if not cfg.decay_max <= decay_max < 1.0:
+        raise ValueError(f"decay_max must be in [{cfg.decay_max}, 1), got {decay_max}")
+    grown = SpikingLM(dataclasses.replace(cfg, decay_max=decay_max))
+    state = dict(model.state_dict())
+    for i, block in enumerate(model.blocks):
+        ratio = (torch.exp(block.mix.log_decay().double()) / decay_max).clamp(max=1 - 1e-12)
+        key = f"blocks.{i}.mix.decay_logit"
+        state[key] = torch.log(ratio / (1 - ratio)).to(state[key].dtype)
+    grown.load_state_dict(state)
+    grown.train(model.training)
+    return grown

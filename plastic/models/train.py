@@ -69,6 +69,7 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
     average_tail: float = 0.0  # keep the mean weights over this last fraction of the run (0: off)
     dropout: float = 0.0  # residual dropout while training (SpikingLM.residual_dropout)
+    decay_lr_scale: float = 1.0  # the token-mixing decays' lr, as a multiple of --lr
 
     def validate(self) -> TrainConfig:
         if (self.minutes is None) == (self.steps is None):
@@ -92,6 +93,8 @@ class TrainConfig:
                 raise ConfigError(f"{_option(name)} must be a finite number > 0")
         if not (math.isfinite(self.lr) and self.lr >= 0):  # 0: checkpoints of the init weights
             raise ConfigError(f"{_option('lr')} must be a finite number >= 0")
+        if not (math.isfinite(self.decay_lr_scale) and self.decay_lr_scale > 0):
+            raise ConfigError("--decay-lr-scale must be a finite number > 0")
         if not 0.0 <= self.dropout < 1.0:  # NaN fails too
             raise ConfigError("--dropout must be at least 0 and below 1")
         for name in ("target_rate", "min_lr_ratio", "average_tail"):
@@ -99,6 +102,10 @@ class TrainConfig:
                 raise ConfigError(f"{_option(name)} must be between 0 and 1")
         if self.minutes is not None and not math.isfinite(self.minutes):
             raise ConfigError("--minutes must be finite")
+        decay_max = self.model_overrides.get("decay_max")
+        if decay_max is not None and not 0.0 < decay_max < 1.0:  # NaN fails too
+            raise ConfigError("--decay-max must be above 0 and below 1")
+        preset(self.preset, **self.model_overrides)  # an unknown preset or a bad override
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ConfigError(f"--out {self.out} is a file; give a run directory")
         for what, path in (("training", self.data), ("validation", self.valid)):
@@ -188,18 +195,32 @@ def training_step(
 
 
 def make_optimizer(model: SpikingLM, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on the matrices (not the embedding, norms, betas, decays)."""
-    decay, no_decay = [], []
+    """AdamW with weight decay on the matrices (not the embedding, norms, betas, decays).
+
+    With `decay_lr_scale` != 1 the token-mixing decays get a group of their own whose lr is
+    that multiple of the run's (`lr_scale`): Adam moves a parameter by about lr per step, so
+    a fine-tuning lr leaves a head's memory length where it was (see lr_of_group).
+    """
+    decay, no_decay, mixing_decays = [], [], []
     for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+        if cfg.decay_lr_scale != 1.0 and name.endswith("mix.decay_logit"):
+            mixing_decays.append(p)
+        else:
+            (decay if p.ndim >= 2 and "embed" not in name else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if mixing_decays:
+        groups.append(
+            {"params": mixing_decays, "weight_decay": 0.0, "lr_scale": cfg.decay_lr_scale}
+        )
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def lr_of_group(group: dict, lr: float) -> float:
+    """A parameter group's lr when the schedule is at `lr` (its `lr_scale` times it)."""
+    return lr * group.get("lr_scale", 1.0)
 
 
 def _save_train_state(
@@ -427,8 +448,9 @@ def _train(
             inp, tgt = sample_batch(train_data, cfg, gen)  # the global batch, on every rank
             tokens = inp.numel()
             inp, tgt = distributed.shard(ctx, inp.to(device), tgt.to(device))
+            lr = lr_at(cfg, meta["step"], progress_frac())
             for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, meta["step"], progress_frac())
+                group["lr"] = lr_of_group(group, lr)
             ce, out_ = training_step(net, opt, inp, tgt, cfg, ctx)
             now = time.monotonic()
             # all ranks agree on the time spent, on evaluating and on stopping (the slowest

@@ -1,11 +1,12 @@
 """Growing a trained backbone: widened FFN populations compute the same function, and the
-noise on the copies is what lets training tell them apart."""
+noise on the copies is what lets training tell them apart; a raised decay ceiling keeps the
+function and frees the slowest heads."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from plastic.models.grow import widen_ffn
+from plastic.models.grow import raise_decay_ceiling, widen_ffn
 from plastic.models.spiking_lm import SpikingLM
 
 
@@ -58,3 +59,38 @@ def test_noise_lets_training_separate_the_copies(small_model: SpikingLM) -> None
 def test_factor_must_be_positive(small_model: SpikingLM) -> None:
     with pytest.raises(ValueError, match="factor"):
         widen_ffn(small_model, 0)
+
+
+def test_raised_decay_ceiling_keeps_every_decay_and_output(small_model: SpikingLM) -> None:
+    grown = raise_decay_ceiling(small_model, 0.999)
+    assert grown.config.decay_max == 0.999 and small_model.config.decay_max < 0.999
+    for old, new in zip(small_model.blocks, grown.blocks, strict=True):
+        torch.testing.assert_close(new.mix.log_decay(), old.mix.log_decay(), atol=1e-6, rtol=0)
+        assert not torch.equal(new.mix.decay_logit, old.mix.decay_logit)
+    tokens = torch.randint(0, 256, (2, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(grown(tokens).logits, small_model(tokens).logits)
+
+
+def test_only_a_raised_ceiling_lets_the_slowest_head_lengthen(small_model: SpikingLM) -> None:
+    """Minimising a loss that rewards long memory: under the old ceiling the slowest head
+    is stuck just below it; under a raised one the same steps carry it past."""
+
+    def slowest_after_training(model: SpikingLM) -> float:
+        opt = torch.optim.Adam([b.mix.decay_logit for b in model.blocks], lr=0.05)
+        for _ in range(40):
+            loss = -sum(b.mix.log_decay().max() for b in model.blocks)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return max(float(b.mix.log_decay().exp().max()) for b in model.blocks)
+
+    ceiling = small_model.config.decay_max
+    grown = raise_decay_ceiling(small_model, 0.999)
+    assert slowest_after_training(small_model) < ceiling
+    assert slowest_after_training(grown) > ceiling + 0.005
+
+
+def test_the_ceiling_cannot_be_lowered(small_model: SpikingLM) -> None:
+    with pytest.raises(ValueError, match="decay_max"):
+        raise_decay_ceiling(small_model, small_model.config.decay_max - 0.1)
