@@ -16,6 +16,7 @@ local term whose averaged gradient is exactly that of (R - target)^2.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -80,10 +81,22 @@ def init(device: str) -> tuple[DistContext, torch.device]:
     return ctx, dev
 
 
-def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (if this process joined one)."""
+def shutdown(ctx: DistContext, finished: bool = False) -> None:
+    """Leave the process group (if this process joined one).
+
+    After a run that `finished` on every rank, the ranks first meet at a barrier, so none
+    tears its connections down while a peer is still using them; then the garbage the run
+    left (DDP's reducer sits in reference cycles and holds the group) is collected while
+    the interpreter is whole, so gloo's threads stop here rather than during the
+    interpreter's finalisation, where a rank once aborted ("terminate called without an
+    active exception", SIGABRT, after its work was saved). After an error, no barrier: a
+    failed peer would never reach it."""
     if ctx.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def check_batch(ctx: DistContext, batch_size: int) -> None:

@@ -333,11 +333,14 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     Started by torchrun with several processes, trains data-parallel (module docstring)."""
     cfg.validate()
     ctx, device = distributed.init(cfg.device)
+    finished = False
     try:
         distributed.check_batch(ctx, cfg.batch_size)
-        return _train(cfg, ctx, device, on_event if ctx.is_main else lambda e: None)
+        result = _train(cfg, ctx, device, on_event if ctx.is_main else lambda e: None)
+        finished = True
+        return result
     finally:
-        distributed.shutdown(ctx)
+        distributed.shutdown(ctx, finished)
 
 
 def _train(

@@ -83,7 +83,7 @@ def test_only_a_raised_ceiling_lets_the_slowest_head_lengthen(small_model: Spiki
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return max(float(b.mix.log_decay().exp().max()) for b in model.blocks)
+        return max(float(b.mix.log_decay().detach().exp().max()) for b in model.blocks)
 
     ceiling = small_model.config.decay_max
     grown = raise_decay_ceiling(small_model, 0.999)
