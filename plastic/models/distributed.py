@@ -81,22 +81,17 @@ def init(device: str) -> tuple[DistContext, torch.device]:
     return ctx, dev
 
 
-def shutdown(ctx: DistContext, finished: bool = False) -> None:
+def shutdown(ctx: DistContext) -> None:
     """Leave the process group (if this process joined one).
 
-    After a run that `finished` on every rank, the ranks first meet at a barrier, so none
-    tears its connections down while a peer is still using them; then the garbage the run
-    left (DDP's reducer sits in reference cycles and holds the group) is collected while
-    the interpreter is whole, so gloo's threads stop here rather than during the
-    interpreter's finalisation, where a rank once aborted ("terminate called without an
-    active exception", SIGABRT, after its work was saved). After an error, no barrier: a
-    failed peer would never reach it."""
+    The garbage the run left is collected first: DDP's reducer sits in reference cycles and
+    holds the group, so without this the group (and gloo's threads) would outlive
+    `destroy_process_group` until the interpreter's finalisation, where a rank once aborted
+    ("terminate called without an active exception", SIGABRT, after its work was saved).
+    No barrier is needed here: a finished run's last checkpoint already ends in one."""
     if ctx.distributed and dist.is_initialized():
-        if finished:
-            dist.barrier()
         gc.collect()
         dist.destroy_process_group()
-        gc.collect()
 
 
 def check_batch(ctx: DistContext, batch_size: int) -> None:

@@ -333,14 +333,11 @@ def train(cfg: TrainConfig, on_event: Callable[[dict], None] = lambda e: None) -
     Started by torchrun with several processes, trains data-parallel (module docstring)."""
     cfg.validate()
     ctx, device = distributed.init(cfg.device)
-    finished = False
     try:
         distributed.check_batch(ctx, cfg.batch_size)
-        result = _train(cfg, ctx, device, on_event if ctx.is_main else lambda e: None)
-        finished = True
-        return result
+        return _train(cfg, ctx, device, on_event if ctx.is_main else lambda e: None)
     finally:
-        distributed.shutdown(ctx, finished)
+        distributed.shutdown(ctx)
 
 
 def _train(
